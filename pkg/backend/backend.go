@@ -1,0 +1,54 @@
+// Package backend defines where Stowage volumes live. A Store is one root that
+// holds volume directories: an NFS share (reached in userspace by the
+// controller) or a node's local base path. Every path given to a Store is
+// relative to its root and already validated with volumeid.ValidateDir; a
+// Store must still refuse to follow a symlink planted inside a volume.
+package backend
+
+import (
+	"context"
+	"errors"
+	"os"
+)
+
+// ErrNotFound is returned (wrapped) when a directory or record does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrNoSpace is returned (wrapped) when the store has no room left.
+var ErrNoSpace = errors.New("no space left")
+
+// Store is one root directory that holds volumes.
+type Store interface {
+	// Mkdir creates dir (and missing parents) with perm; an existing
+	// directory is not an error.
+	Mkdir(ctx context.Context, dir string, perm os.FileMode) error
+	// Exists reports whether dir exists and is a directory.
+	Exists(ctx context.Context, dir string) (bool, error)
+	// RemoveAll removes dir and everything under it, and nothing else. A
+	// missing dir is not an error. Symlinks inside are removed, never followed.
+	RemoveAll(ctx context.Context, dir string) error
+	// Rename moves dir to newDir (used to archive a volume on delete).
+	Rename(ctx context.Context, dir, newDir string) error
+	// Scrub removes everything inside dir but keeps dir itself.
+	Scrub(ctx context.Context, dir string) error
+	// ReadFile and WriteFile hold Stowage's own small records under the
+	// reserved directory .stowage at the root. WriteFile replaces atomically
+	// where the store can; ReadFile of a missing file wraps ErrNotFound.
+	ReadFile(ctx context.Context, name string) ([]byte, error)
+	WriteFile(ctx context.Context, name string, data []byte) error
+	RemoveFile(ctx context.Context, name string) error
+	// Capacity reports the total and available bytes of the filesystem
+	// behind the root.
+	Capacity(ctx context.Context) (total, available int64, err error)
+	// Close releases connections.
+	Close() error
+}
+
+// Quota is implemented by stores that can enforce a size limit per directory
+// (local disk with project quotas).
+type Quota interface {
+	// SetQuota limits dir to bytes; 0 removes the limit.
+	SetQuota(ctx context.Context, dir string, bytes int64) error
+	// Usage reports bytes and inodes used by dir.
+	Usage(ctx context.Context, dir string) (bytes, inodes int64, err error)
+}
