@@ -1,0 +1,192 @@
+// Package local keeps volumes as directories under a base path on the node
+// that owns them. Every operation goes through an os.Root, so a symlink
+// planted inside a volume can never make Stowage touch anything outside the
+// base path.
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"syscall"
+
+	"github.com/stowage-csi/stowage/pkg/backend"
+)
+
+const recordsDir = ".stowage"
+
+// Store is a backend.Store on a local directory.
+type Store struct {
+	base string
+	root *os.Root
+}
+
+var _ backend.Store = (*Store)(nil)
+
+// Open opens the base path, which must exist and be a directory.
+func Open(base string) (*Store, error) {
+	fi, err := os.Stat(base)
+	if err != nil {
+		return nil, fmt.Errorf("local base path %s: %w; create it or set --local-base-path", base, err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("local base path %s is not a directory", base)
+	}
+	root, err := os.OpenRoot(base)
+	if err != nil {
+		return nil, fmt.Errorf("open local base path %s: %w", base, err)
+	}
+	return &Store{base: base, root: root}, nil
+}
+
+// Base is the directory the store lives in.
+func (s *Store) Base() string { return s.base }
+
+// Path is the host path of a volume directory. Callers that hand it to
+// mount must check it with Resolve first.
+func (s *Store) Path(dir string) string { return path.Join(s.base, dir) }
+
+// Resolve returns the host path of dir after checking that no component of
+// it is a symlink, so a bind mount of it stays inside the base path.
+func (s *Store) Resolve(dir string) (string, error) {
+	p := "."
+	for _, part := range splitDir(dir) {
+		p = path.Join(p, part)
+		fi, err := s.root.Lstat(p)
+		if err != nil {
+			return "", wrap(err)
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 || !fi.IsDir() {
+			return "", fmt.Errorf("%s is not a plain directory under %s", p, s.base)
+		}
+	}
+	return s.Path(dir), nil
+}
+
+func (s *Store) Mkdir(_ context.Context, dir string, perm os.FileMode) error {
+	if err := s.root.MkdirAll(dir, perm); err != nil {
+		return fmt.Errorf("mkdir %s under %s: %w", dir, s.base, wrap(err))
+	}
+	// MkdirAll is subject to the umask; the class asked for exactly perm.
+	if err := s.root.Chmod(dir, perm); err != nil {
+		return fmt.Errorf("chmod %s under %s: %w", dir, s.base, wrap(err))
+	}
+	return nil
+}
+
+func (s *Store) Exists(_ context.Context, dir string) (bool, error) {
+	fi, err := s.root.Lstat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("stat %s under %s: %w", dir, s.base, err)
+	}
+	return fi.IsDir(), nil
+}
+
+func (s *Store) RemoveAll(_ context.Context, dir string) error {
+	if err := s.root.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove %s under %s: %w", dir, s.base, wrap(err))
+	}
+	return nil
+}
+
+func (s *Store) Rename(_ context.Context, dir, newDir string) error {
+	if parent := path.Dir(newDir); parent != "." {
+		if err := s.root.MkdirAll(parent, 0o755); err != nil {
+			return fmt.Errorf("mkdir %s under %s: %w", parent, s.base, wrap(err))
+		}
+	}
+	if err := s.root.Rename(dir, newDir); err != nil {
+		return fmt.Errorf("rename %s to %s under %s: %w", dir, newDir, s.base, wrap(err))
+	}
+	return nil
+}
+
+func (s *Store) Scrub(_ context.Context, dir string) error {
+	sub, err := s.root.OpenRoot(dir)
+	if err != nil {
+		return fmt.Errorf("open %s under %s: %w", dir, s.base, wrap(err))
+	}
+	defer sub.Close()
+	f, err := sub.Open(".")
+	if err != nil {
+		return fmt.Errorf("open %s under %s: %w", dir, s.base, wrap(err))
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("list %s under %s: %w", dir, s.base, err)
+	}
+	for _, n := range names {
+		if err := sub.RemoveAll(n); err != nil {
+			return fmt.Errorf("scrub %s/%s under %s: %w", dir, n, s.base, wrap(err))
+		}
+	}
+	return nil
+}
+
+func (s *Store) ReadFile(_ context.Context, name string) ([]byte, error) {
+	b, err := s.root.ReadFile(path.Join(recordsDir, name))
+	if err != nil {
+		return nil, fmt.Errorf("read record %s under %s: %w", name, s.base, wrap(err))
+	}
+	return b, nil
+}
+
+func (s *Store) WriteFile(_ context.Context, name string, data []byte) error {
+	if err := s.root.MkdirAll(recordsDir, 0o700); err != nil {
+		return fmt.Errorf("mkdir %s under %s: %w", recordsDir, s.base, wrap(err))
+	}
+	final := path.Join(recordsDir, name)
+	tmp := final + ".tmp"
+	if err := s.root.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("write record %s under %s: %w", name, s.base, wrap(err))
+	}
+	if err := s.root.Rename(tmp, final); err != nil {
+		return fmt.Errorf("write record %s under %s: %w", name, s.base, wrap(err))
+	}
+	return nil
+}
+
+func (s *Store) RemoveFile(_ context.Context, name string) error {
+	err := s.root.Remove(path.Join(recordsDir, name))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove record %s under %s: %w", name, s.base, err)
+	}
+	return nil
+}
+
+func (s *Store) Capacity(_ context.Context) (int64, int64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(s.base, &st); err != nil {
+		return 0, 0, fmt.Errorf("statfs %s: %w", s.base, err)
+	}
+	return int64(st.Blocks) * st.Bsize, int64(st.Bavail) * st.Bsize, nil
+}
+
+func (s *Store) Close() error { return s.root.Close() }
+
+// wrap maps OS errors to the backend's sentinel errors.
+func wrap(err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%w: %w", backend.ErrNotFound, err)
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return fmt.Errorf("%w: %w", backend.ErrNoSpace, err)
+	}
+	return err
+}
+
+func splitDir(dir string) []string {
+	var parts []string
+	for dir != "." && dir != "/" && dir != "" {
+		parts = append([]string{path.Base(dir)}, parts...)
+		dir = path.Dir(dir)
+	}
+	return parts
+}

@@ -1,0 +1,320 @@
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"time"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"k8s.io/klog/v2"
+
+	"github.com/stowage-csi/stowage/pkg/backend"
+	"github.com/stowage-csi/stowage/pkg/params"
+	"github.com/stowage-csi/stowage/pkg/volumeid"
+)
+
+// Context keys written into the PV's volumeAttributes.
+const (
+	ContextBackend = "backend"
+)
+
+var controllerCaps = []csi.ControllerServiceCapability_RPC_Type{
+	csi.ControllerServiceCapability_RPC_CREATE_DELETE_VOLUME,
+	csi.ControllerServiceCapability_RPC_PUBLISH_UNPUBLISH_VOLUME,
+	csi.ControllerServiceCapability_RPC_GET_CAPACITY,
+	csi.ControllerServiceCapability_RPC_SINGLE_NODE_MULTI_WRITER,
+	csi.ControllerServiceCapability_RPC_PUBLISH_READONLY,
+}
+
+func (d *Driver) ControllerGetCapabilities(context.Context, *csi.ControllerGetCapabilitiesRequest) (*csi.ControllerGetCapabilitiesResponse, error) {
+	var caps []*csi.ControllerServiceCapability
+	for _, c := range controllerCaps {
+		caps = append(caps, &csi.ControllerServiceCapability{Type: &csi.ControllerServiceCapability_Rpc{
+			Rpc: &csi.ControllerServiceCapability_RPC{Type: c}}})
+	}
+	return &csi.ControllerGetCapabilitiesResponse{Capabilities: caps}, nil
+}
+
+func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest) (*csi.CreateVolumeResponse, error) {
+	if req.GetName() == "" {
+		return nil, status.Error(codes.InvalidArgument, "volume name is missing")
+	}
+	p, err := params.Parse(req.GetParameters())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if err := checkCapabilities(p.Backend, req.GetVolumeCapabilities()); err != nil {
+		return nil, err
+	}
+	if req.GetVolumeContentSource() != nil {
+		return nil, status.Error(codes.InvalidArgument, "cloning and snapshots are not supported; remove dataSource from the claim")
+	}
+	size, err := capacity(req.GetCapacityRange())
+	if err != nil {
+		return nil, status.Error(codes.OutOfRange, err.Error())
+	}
+	dir, err := p.VolumeDir(dirName(req.GetName()))
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	id := volumeid.ID{Backend: p.Backend, Server: p.Server, Share: p.Share, Node: d.opts.NodeID, Dir: dir}
+	if p.Backend == volumeid.Local {
+		if err := d.checkLocalTopology(req.GetAccessibilityRequirements()); err != nil {
+			return nil, err
+		}
+	}
+	store, err := d.store(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	release, err := d.locks.acquire(id.String())
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+
+	rec, err := readRecord(ctx, store, dir)
+	if err != nil {
+		return nil, storeError(err, "read the record of %s", dir)
+	}
+	if rec != nil {
+		if rec.Name != req.GetName() {
+			return nil, status.Errorf(codes.AlreadyExists,
+				"directory %s already holds volume %s; make the StorageClass subDir template unique per claim (for example include ${pv.name})", dir, rec.Name)
+		}
+		if rec.Capacity < req.GetCapacityRange().GetRequiredBytes() ||
+			(req.GetCapacityRange().GetLimitBytes() > 0 && rec.Capacity > req.GetCapacityRange().GetLimitBytes()) {
+			return nil, status.Errorf(codes.AlreadyExists,
+				"volume %s already exists with %d bytes, which does not fit the requested range", req.GetName(), rec.Capacity)
+		}
+		// A crash may have left the record without its directory.
+		if err := store.Mkdir(ctx, dir, p.DirMode); err != nil {
+			return nil, storeError(err, "create %s", dir)
+		}
+		return &csi.CreateVolumeResponse{Volume: d.volume(id, rec.Capacity)}, nil
+	}
+
+	if _, avail, err := store.Capacity(ctx); err == nil && avail < size {
+		return nil, status.Errorf(codes.ResourceExhausted,
+			"requested %d bytes but only %d are available on %s; ask for less or free space", size, avail, where(id))
+	}
+	existed, err := store.Exists(ctx, dir)
+	if err != nil {
+		return nil, storeError(err, "check %s", dir)
+	}
+	// Write the record first: if we crash after it, a retry finds it and
+	// finishes; DeleteVolume can always find what to clean up.
+	rec = &record{Name: req.GetName(), Dir: dir, Capacity: size, OnDelete: p.OnDelete, Created: time.Now().UTC()}
+	if err := writeRecord(ctx, store, rec); err != nil {
+		return nil, storeError(err, "write the record of %s", dir)
+	}
+	if err := store.Mkdir(ctx, dir, p.DirMode); err != nil {
+		// Leave nothing half-made behind.
+		if rmErr := store.RemoveFile(ctx, recordName(dir)); rmErr != nil {
+			klog.ErrorS(rmErr, "Cleaning up the record after a failed create", "dir", dir)
+		}
+		return nil, storeError(err, "create %s", dir)
+	}
+	if existed {
+		klog.InfoS("Adopted an existing directory for a new volume", "volume", req.GetName(), "dir", dir, "at", where(id))
+	}
+	klog.V(2).InfoS("Created volume", "volumeID", id.String(), "bytes", size)
+	return &csi.CreateVolumeResponse{Volume: d.volume(id, size)}, nil
+}
+
+func (d *Driver) volume(id volumeid.ID, size int64) *csi.Volume {
+	v := &csi.Volume{
+		VolumeId:      id.String(),
+		CapacityBytes: size,
+		VolumeContext: map[string]string{ContextBackend: id.Backend},
+	}
+	if id.Backend == volumeid.Local {
+		v.AccessibleTopology = []*csi.Topology{{Segments: map[string]string{TopologyKey: id.Node}}}
+	}
+	return v
+}
+
+// checkLocalTopology refuses to create a local volume here when the caller
+// requires it on other nodes.
+func (d *Driver) checkLocalTopology(req *csi.TopologyRequirement) error {
+	if len(req.GetRequisite()) == 0 {
+		return nil
+	}
+	for _, t := range req.GetRequisite() {
+		if n, ok := t.GetSegments()[TopologyKey]; !ok || n == d.opts.NodeID {
+			return nil
+		}
+	}
+	return status.Errorf(codes.ResourceExhausted, "local volumes can only be created on node %s, which the requested topology excludes", d.opts.NodeID)
+}
+
+func (d *Driver) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest) (*csi.DeleteVolumeResponse, error) {
+	if req.GetVolumeId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "volume ID is missing")
+	}
+	id, err := volumeid.Parse(req.GetVolumeId())
+	if err != nil {
+		// Nothing of ours can be behind an ID we cannot read.
+		klog.InfoS("Delete of a volume ID that is not Stowage's; nothing to do", "volumeID", req.GetVolumeId(), "reason", err)
+		return &csi.DeleteVolumeResponse{}, nil
+	}
+	store, err := d.store(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	release, err := d.locks.acquire(id.String())
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+
+	rec, err := readRecord(ctx, store, id.Dir)
+	if err != nil {
+		return nil, storeError(err, "read the record of %s", id.Dir)
+	}
+	if rec == nil {
+		// Already deleted, or never made by Stowage (a static volume): its
+		// data is not ours to remove.
+		klog.V(2).InfoS("No record for volume; nothing to delete", "volumeID", id.String())
+		return &csi.DeleteVolumeResponse{}, nil
+	}
+	switch rec.OnDelete {
+	case params.DeleteRetain:
+		klog.InfoS("Keeping the directory of a deleted volume (onDelete=retain)", "volumeID", id.String())
+	case params.DeleteArchive:
+		archived := path.Join(path.Dir(id.Dir), fmt.Sprintf("archived-%s-%s", time.Now().UTC().Format("20060102T150405Z"), path.Base(id.Dir)))
+		exists, err := store.Exists(ctx, id.Dir)
+		if err != nil {
+			return nil, storeError(err, "check %s", id.Dir)
+		}
+		if exists {
+			if err := store.Rename(ctx, id.Dir, archived); err != nil {
+				return nil, storeError(err, "archive %s", id.Dir)
+			}
+			klog.InfoS("Archived the directory of a deleted volume", "volumeID", id.String(), "to", archived)
+		}
+	default:
+		if err := store.RemoveAll(ctx, id.Dir); err != nil {
+			return nil, storeError(err, "remove %s", id.Dir)
+		}
+	}
+	if err := store.RemoveFile(ctx, recordName(id.Dir)); err != nil {
+		return nil, storeError(err, "remove the record of %s", id.Dir)
+	}
+	klog.V(2).InfoS("Deleted volume", "volumeID", id.String(), "onDelete", rec.OnDelete)
+	return &csi.DeleteVolumeResponse{}, nil
+}
+
+// ScrubVolume empties a volume and keeps its directory, for Recycle.
+func (d *Driver) ScrubVolume(ctx context.Context, volumeID string) error {
+	id, err := volumeid.Parse(volumeID)
+	if err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	store, err := d.store(ctx, id)
+	if err != nil {
+		return err
+	}
+	release, err := d.locks.acquire(id.String())
+	if err != nil {
+		return err
+	}
+	defer release()
+	if err := store.Scrub(ctx, id.Dir); err != nil {
+		return storeError(err, "scrub %s", id.Dir)
+	}
+	return nil
+}
+
+func (d *Driver) ValidateVolumeCapabilities(ctx context.Context, req *csi.ValidateVolumeCapabilitiesRequest) (*csi.ValidateVolumeCapabilitiesResponse, error) {
+	if req.GetVolumeId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "volume ID is missing")
+	}
+	if len(req.GetVolumeCapabilities()) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "volume capabilities are missing")
+	}
+	id, err := d.existingVolume(ctx, req.GetVolumeId())
+	if err != nil {
+		return nil, err
+	}
+	if err := checkCapabilities(id.Backend, req.GetVolumeCapabilities()); err != nil {
+		return &csi.ValidateVolumeCapabilitiesResponse{Message: status.Convert(err).Message()}, nil
+	}
+	return &csi.ValidateVolumeCapabilitiesResponse{Confirmed: &csi.ValidateVolumeCapabilitiesResponse_Confirmed{
+		VolumeContext:      req.GetVolumeContext(),
+		VolumeCapabilities: req.GetVolumeCapabilities(),
+		Parameters:         req.GetParameters(),
+	}}, nil
+}
+
+// existingVolume parses an ID and checks that its directory is there.
+func (d *Driver) existingVolume(ctx context.Context, volumeID string) (volumeid.ID, error) {
+	id, err := volumeid.Parse(volumeID)
+	if err != nil {
+		return id, status.Errorf(codes.NotFound, "volume %s does not exist: %v", volumeID, err)
+	}
+	store, err := d.store(ctx, id)
+	if err != nil {
+		return id, err
+	}
+	ok, err := store.Exists(ctx, id.Dir)
+	if err != nil {
+		return id, storeError(err, "check %s", id.Dir)
+	}
+	if !ok {
+		return id, status.Errorf(codes.NotFound, "volume %s does not exist: no directory %s on %s", volumeID, id.Dir, where(id))
+	}
+	return id, nil
+}
+
+// store returns the Store that holds the volume, or a status error that
+// says why this instance cannot reach it.
+func (d *Driver) store(ctx context.Context, id volumeid.ID) (backend.Store, error) {
+	switch id.Backend {
+	case volumeid.Local:
+		if d.opts.Local == nil {
+			return nil, status.Errorf(codes.FailedPrecondition,
+				"local volumes are handled by the stowage node plugin on their node (%s), not by this instance", id.Node)
+		}
+		if id.Node != d.opts.NodeID {
+			return nil, status.Errorf(codes.FailedPrecondition,
+				"local volume lives on node %s; this is node %s", id.Node, d.opts.NodeID)
+		}
+		return d.opts.Local, nil
+	case volumeid.NFS:
+		if d.opts.NFS == nil {
+			return nil, status.Error(codes.FailedPrecondition, "the NFS backend is not enabled in this instance")
+		}
+		s, err := d.opts.NFS.Get(ctx, id.Server, id.Share)
+		if err != nil {
+			return nil, status.Errorf(codes.Unavailable, "NFS share %s:%s: %v", id.Server, id.Share, err)
+		}
+		return s, nil
+	}
+	return nil, status.Errorf(codes.InvalidArgument, "unknown backend %q", id.Backend)
+}
+
+func where(id volumeid.ID) string {
+	if id.Backend == volumeid.Local {
+		return "node " + id.Node
+	}
+	return "NFS share " + id.Server + ":" + id.Share
+}
+
+// storeError maps a backend error to a gRPC status with context.
+func storeError(err error, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...) + ": " + err.Error()
+	switch {
+	case errors.Is(err, backend.ErrNoSpace):
+		return status.Error(codes.ResourceExhausted, msg+"; free space on the storage or ask for a smaller volume")
+	case errors.Is(err, backend.ErrNotFound):
+		return status.Error(codes.NotFound, msg)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return status.Error(codes.DeadlineExceeded, msg)
+	}
+	return status.Error(codes.Internal, msg)
+}
