@@ -1,0 +1,217 @@
+#!/bin/sh
+# ganesha.sh start|stop|status|restart — the project's test NFS server.
+#
+# Runs NFS-Ganesha (userspace, because this kernel has no nfsd) serving
+# $STOWAGE_NFS_ROOT/export over NFSv3 and NFSv4 at the pseudo path /export,
+# plus rpcbind, which NFSv3 clients need to find the MOUNT and NFS ports.
+#
+# Environment:
+#   STOWAGE_NFS_ROOT  state directory (default /tmp/stowage-nfs): export/,
+#                     ganesha.conf, ganesha.log, pid files, recovery/
+#   STOWAGE_NFS_BIND  address to serve on (default 127.0.0.1); the e2e cluster
+#                     passes the host IP so that pods can reach the server;
+#                     0.0.0.0 serves every address
+#   STOWAGE_NFS_PORT, STOWAGE_NFS_MNT_PORT  (default 2049, 20048)
+#
+# `start` prints the export directory on stdout (progress goes to stderr), so
+#   EXPORT_DIR=$(test/nfs/ganesha.sh start)
+# works. Starting when already running is a no-op; `stop` stops only what this
+# script started (an rpcbind that was already running is left alone).
+set -eu
+
+ROOT=${STOWAGE_NFS_ROOT:-/tmp/stowage-nfs}
+BIND=${STOWAGE_NFS_BIND:-127.0.0.1}
+NFS_PORT=${STOWAGE_NFS_PORT:-2049}
+MNT_PORT=${STOWAGE_NFS_MNT_PORT:-20048}
+PSEUDO=/export
+EXPORT_DIR=$ROOT/export
+GANESHA_PID=$ROOT/ganesha.pid
+RPCBIND_PID=$ROOT/rpcbind.pid
+
+# The address to probe: a wildcard bind still answers on loopback.
+case "$BIND" in 0.0.0.0|::) PROBE=127.0.0.1 ;; *) PROBE=$BIND ;; esac
+
+say() { echo "ganesha.sh: $*" >&2; }
+die() { say "$*"; exit 1; }
+
+# alive PID NAME: true if PID runs a process called NAME. Checked through /proc
+# because a process we started but nobody reaped lingers as a zombie, which
+# `kill -0` would call alive, and because a PID can be reused.
+alive() {
+	[ -n "$1" ] && [ -r "/proc/$1/stat" ] || return 1
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	comm=${stat#*(}; comm=${comm%%)*}
+	state=${stat##*) }; state=${state%% *}
+	[ "$state" != Z ] && [ "$comm" = "$2" ]
+}
+
+pid_of() { [ -r "$1" ] && cat "$1" 2>/dev/null || true; }
+
+# Live processes named $1 (zombies excluded).
+live_pids() {
+	for p in $(pgrep -x "$1" 2>/dev/null || true); do
+		if alive "$p" "$1"; then echo "$p"; fi
+	done
+}
+
+port_in_use() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
+
+answers() { timeout 5 nfs-ls "nfs://$PROBE$PSEUDO" >/dev/null 2>&1; }
+
+plugins_dir() {
+	for d in /usr/lib/*/ganesha /usr/lib64/ganesha /usr/lib/ganesha; do
+		if [ -e "$d/libfsalvfs.so" ]; then echo "$d"; return; fi
+	done
+	die "cannot find the ganesha VFS plugin (libfsalvfs.so); install nfs-ganesha-vfs"
+}
+
+write_config() {
+	cat >"$ROOT/ganesha.conf" <<EOF
+# Written by test/nfs/ganesha.sh; edits are lost on the next start.
+NFS_CORE_PARAM {
+	Bind_Addr = $BIND;
+	NFS_Port = $NFS_PORT;
+	MNT_Port = $MNT_PORT;
+	Protocols = 3, 4;
+	Enable_UDP = false;
+	Enable_NLM = false;
+	Enable_RQUOTA = false;
+	# NFSv3 clients mount $PSEUDO too, not the directory behind it.
+	Mount_Path_Pseudo = true;
+	Plugins_Dir = $(plugins_dir);
+}
+NFS_KRB5 { Active_krb5 = false; }
+NFSV4 {
+	# No 90 s grace period after a start: tests start it fresh every time.
+	Graceless = true;
+	RecoveryBackend = fs;
+	RecoveryRoot = $ROOT/recovery;
+	# No idmapd domain here: send uid/gid as numbers.
+	Only_Numeric_Owners = true;
+}
+EXPORT {
+	Export_Id = 1;
+	Path = $EXPORT_DIR;
+	Pseudo = $PSEUDO;
+	Access_Type = RW;
+	# The Stowage controller creates volume directories as root.
+	Squash = No_Root_Squash;
+	Protocols = 3, 4;
+	Transports = TCP;
+	SecType = sys;
+	FSAL { Name = VFS; }
+}
+LOG { Default_Log_Level = EVENT; }
+EOF
+}
+
+start_rpcbind() {
+	if [ -n "$(live_pids rpcbind)" ]; then
+		# Another rpcbind (ours from before, or one the system started) already
+		# owns port 111; ganesha registers with whichever it is.
+		return
+	fi
+	command -v rpcbind >/dev/null || die "rpcbind not found; apt-get install rpcbind"
+	# -f keeps it in the foreground so that we own its PID. (-h 127.0.0.1
+	# makes this rpcbind crash, so it listens on every address.)
+	setsid rpcbind -f </dev/null >"$ROOT/rpcbind.log" 2>&1 &
+	echo $! >"$RPCBIND_PID"
+	i=0
+	until rpcinfo -p 127.0.0.1 >/dev/null 2>&1; do
+		i=$((i + 1))
+		[ $i -le 50 ] || die "rpcbind did not answer within 5 s; see $ROOT/rpcbind.log"
+		alive "$(pid_of "$RPCBIND_PID")" rpcbind || die "rpcbind exited; see $ROOT/rpcbind.log"
+		sleep 0.1
+	done
+}
+
+do_start() {
+	mkdir -p "$EXPORT_DIR" "$ROOT/recovery"
+	if alive "$(pid_of "$GANESHA_PID")" ganesha.nfsd; then
+		answers || die "ganesha (pid $(pid_of "$GANESHA_PID")) runs but $PROBE:$PSEUDO does not answer; see $ROOT/ganesha.log or run stop"
+		say "already running (pid $(pid_of "$GANESHA_PID"))"
+		echo "$EXPORT_DIR"
+		return
+	fi
+	other=$(live_pids ganesha.nfsd)
+	if [ -n "$other" ]; then
+		die "another ganesha.nfsd is running (pid $other), not started by this script (perhaps by the nfs-ganesha package); stop it with: kill $other"
+	fi
+	if port_in_use "$NFS_PORT"; then
+		die "port $NFS_PORT is already in use by another program; stop it or set STOWAGE_NFS_PORT"
+	fi
+	command -v ganesha.nfsd >/dev/null || die "ganesha.nfsd not found; apt-get install nfs-ganesha nfs-ganesha-vfs"
+	command -v nfs-ls >/dev/null || die "nfs-ls not found; apt-get install libnfs-utils"
+
+	start_rpcbind
+	write_config
+	: >"$ROOT/ganesha.log"
+	setsid ganesha.nfsd -F -f "$ROOT/ganesha.conf" -L "$ROOT/ganesha.log" \
+		-p "$ROOT/ganesha.nfsd.pid" </dev/null >"$ROOT/ganesha.out" 2>&1 &
+	echo $! >"$GANESHA_PID"
+	i=0
+	until answers; do
+		i=$((i + 1))
+		if ! alive "$(pid_of "$GANESHA_PID")" ganesha.nfsd; then
+			tail -n 20 "$ROOT/ganesha.log" "$ROOT/ganesha.out" >&2 || true
+			die "ganesha.nfsd exited during start; see $ROOT/ganesha.log"
+		fi
+		[ $i -le 60 ] || die "ganesha did not serve $PROBE:$PSEUDO within 30 s; see $ROOT/ganesha.log"
+		sleep 0.5
+	done
+	say "serving $EXPORT_DIR as $BIND:$PSEUDO (NFSv3+v4, nfs port $NFS_PORT, mount port $MNT_PORT, pid $(pid_of "$GANESHA_PID"))"
+	echo "$EXPORT_DIR"
+}
+
+# stop_pid FILE NAME: TERM, then KILL after 10 s, the process recorded in FILE.
+stop_pid() {
+	pid=$(pid_of "$1")
+	if alive "$pid" "$2"; then
+		kill "$pid" 2>/dev/null || true
+		i=0
+		while alive "$pid" "$2"; do
+			i=$((i + 1))
+			if [ $i -gt 100 ]; then
+				say "$2 (pid $pid) ignored SIGTERM for 10 s; killing it"
+				kill -9 "$pid" 2>/dev/null || true
+				break
+			fi
+			sleep 0.1
+		done
+		say "stopped $2 (pid $pid)"
+	fi
+	rm -f "$1"
+}
+
+do_stop() {
+	stop_pid "$GANESHA_PID" ganesha.nfsd
+	rm -f "$ROOT/ganesha.nfsd.pid"
+	stop_pid "$RPCBIND_PID" rpcbind
+}
+
+do_status() {
+	g=$(pid_of "$GANESHA_PID")
+	if alive "$g" ganesha.nfsd; then
+		if answers; then
+			echo "running: ganesha pid $g serving $EXPORT_DIR as $BIND:$PSEUDO"
+			return 0
+		fi
+		echo "unhealthy: ganesha pid $g runs but $PROBE:$PSEUDO does not answer"
+		return 1
+	fi
+	other=$(live_pids ganesha.nfsd)
+	if [ -n "$other" ]; then
+		echo "stopped (but another ganesha.nfsd runs: pid $other)"
+	else
+		echo "stopped"
+	fi
+	return 3
+}
+
+case "${1:-}" in
+start) do_start ;;
+stop) do_stop ;;
+restart) do_stop; do_start ;;
+status) do_status ;;
+*) echo "usage: $0 start|stop|restart|status" >&2; exit 2 ;;
+esac
