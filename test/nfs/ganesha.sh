@@ -4,6 +4,8 @@
 # Runs NFS-Ganesha (userspace, because this kernel has no nfsd) serving
 # $STOWAGE_NFS_ROOT/export over NFSv3 and NFSv4 at the pseudo path /export,
 # plus rpcbind, which NFSv3 clients need to find the MOUNT and NFS ports.
+# Two more exports exist for error tests: /readonly (read-only) and /small
+# (a 4 MiB tmpfs, to fill up; only when this user may mount tmpfs).
 #
 # Environment:
 #   STOWAGE_NFS_ROOT  state directory (default /tmp/stowage-nfs): export/,
@@ -25,6 +27,7 @@ NFS_PORT=${STOWAGE_NFS_PORT:-2049}
 MNT_PORT=${STOWAGE_NFS_MNT_PORT:-20048}
 PSEUDO=/export
 EXPORT_DIR=$ROOT/export
+SMALL_DIR=$ROOT/small
 GANESHA_PID=$ROOT/ganesha.pid
 RPCBIND_PID=$ROOT/rpcbind.pid
 
@@ -101,8 +104,42 @@ EXPORT {
 	SecType = sys;
 	FSAL { Name = VFS; }
 }
+EXPORT {
+	Export_Id = 2;
+	Path = $ROOT/readonly;
+	Pseudo = /readonly;
+	Access_Type = RO;
+	Squash = No_Root_Squash;
+	Protocols = 3, 4;
+	Transports = TCP;
+	SecType = sys;
+	FSAL { Name = VFS; }
+}
 LOG { Default_Log_Level = EVENT; }
 EOF
+	if mountpoint -q "$SMALL_DIR"; then
+		cat >>"$ROOT/ganesha.conf" <<EOF
+EXPORT {
+	Export_Id = 3;
+	Path = $SMALL_DIR;
+	Pseudo = /small;
+	Access_Type = RW;
+	Squash = No_Root_Squash;
+	Protocols = 3, 4;
+	Transports = TCP;
+	SecType = sys;
+	FSAL { Name = VFS; }
+}
+EOF
+	fi
+}
+
+# mount_small mounts the tmpfs behind /small, if this user may.
+mount_small() {
+	mkdir -p "$SMALL_DIR"
+	mountpoint -q "$SMALL_DIR" && return
+	mount -t tmpfs -o size=4m,mode=0755 stowage-nfs-small "$SMALL_DIR" 2>/dev/null ||
+		say "cannot mount a tmpfs on $SMALL_DIR (not root?); serving without /small"
 }
 
 start_rpcbind() {
@@ -126,7 +163,7 @@ start_rpcbind() {
 }
 
 do_start() {
-	mkdir -p "$EXPORT_DIR" "$ROOT/recovery"
+	mkdir -p "$EXPORT_DIR" "$ROOT/readonly" "$ROOT/recovery"
 	if alive "$(pid_of "$GANESHA_PID")" ganesha.nfsd; then
 		answers || die "ganesha (pid $(pid_of "$GANESHA_PID")) runs but $PROBE:$PSEUDO does not answer; see $ROOT/ganesha.log or run stop"
 		say "already running (pid $(pid_of "$GANESHA_PID"))"
@@ -144,6 +181,7 @@ do_start() {
 	command -v nfs-ls >/dev/null || die "nfs-ls not found; apt-get install libnfs-utils"
 
 	start_rpcbind
+	mount_small
 	write_config
 	: >"$ROOT/ganesha.log"
 	setsid ganesha.nfsd -F -f "$ROOT/ganesha.conf" -L "$ROOT/ganesha.log" \
@@ -187,6 +225,7 @@ do_stop() {
 	stop_pid "$GANESHA_PID" ganesha.nfsd
 	rm -f "$ROOT/ganesha.nfsd.pid"
 	stop_pid "$RPCBIND_PID" rpcbind
+	if mountpoint -q "$SMALL_DIR"; then umount "$SMALL_DIR" || say "cannot unmount $SMALL_DIR"; fi
 }
 
 do_status() {

@@ -113,7 +113,24 @@ func mkdirAll(p procs, root []byte, rel string, perm os.FileMode) ([]byte, error
 	fh := root
 	parts := strings.Split(rel, "/")
 	for i, name := range parts {
-		attr, h, err := p.lookup(fh, name)
+		var attr *gonfs.Fattr
+		var h []byte
+		var err error
+		if i == len(parts)-1 {
+			// The last component is usually new (a volume being created):
+			// ask for it directly and save a LOOKUP.
+			var mkErr error
+			if h, mkErr = p.mkdir(fh, name, perm); mkErr == nil {
+				return h, nil
+			}
+			// Whatever MKDIR said (EXIST, or ACCES/ROFS from a server that
+			// checks those first), an existing directory is success.
+			if attr, h, err = p.lookup(fh, name); hasStatus(err, gonfs.NFS3ErrNoEnt) || isTransport(mkErr) {
+				err = mkErr
+			}
+		} else {
+			attr, h, err = p.lookup(fh, name)
+		}
 		if hasStatus(err, gonfs.NFS3ErrNoEnt) {
 			h, err = p.mkdir(fh, name, perm)
 			if hasStatus(err, gonfs.NFS3ErrExist) { // lost a race with another creator
