@@ -59,7 +59,9 @@ live_pids() {
 
 port_in_use() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
 
+# answers: the export lists over NFSv3, which needs rpcbind and MOUNT too.
 answers() { timeout 5 nfs-ls "nfs://$PROBE$PSEUDO" >/dev/null 2>&1; }
+answers_v4() { timeout 5 nfs-ls "nfs://$PROBE$PSEUDO?version=4" >/dev/null 2>&1; }
 
 plugins_dir() {
 	for d in /usr/lib/*/ganesha /usr/lib64/ganesha /usr/lib/ganesha; do
@@ -165,10 +167,14 @@ start_rpcbind() {
 do_start() {
 	mkdir -p "$EXPORT_DIR" "$ROOT/readonly" "$ROOT/recovery"
 	if alive "$(pid_of "$GANESHA_PID")" ganesha.nfsd; then
-		answers || die "ganesha (pid $(pid_of "$GANESHA_PID")) runs but $PROBE:$PSEUDO does not answer; see $ROOT/ganesha.log or run stop"
-		say "already running (pid $(pid_of "$GANESHA_PID"))"
-		echo "$EXPORT_DIR"
-		return
+		if answers; then
+			say "already running (pid $(pid_of "$GANESHA_PID"))"
+			echo "$EXPORT_DIR"
+			return
+		fi
+		# Typically rpcbind died: ganesha registers its ports only at start.
+		say "ganesha (pid $(pid_of "$GANESHA_PID")) runs but $PROBE:$PSEUDO does not answer over NFSv3; restarting it"
+		do_stop
 	fi
 	other=$(live_pids ganesha.nfsd)
 	if [ -n "$other" ]; then
@@ -235,7 +241,11 @@ do_status() {
 			echo "running: ganesha pid $g serving $EXPORT_DIR as $BIND:$PSEUDO"
 			return 0
 		fi
-		echo "unhealthy: ganesha pid $g runs but $PROBE:$PSEUDO does not answer"
+		if answers_v4; then
+			echo "unhealthy: ganesha pid $g answers NFSv4 but not NFSv3 (is rpcbind running?); run: $0 restart"
+		else
+			echo "unhealthy: ganesha pid $g runs but $PROBE:$PSEUDO does not answer; see $ROOT/ganesha.log"
+		fi
 		return 1
 	fi
 	other=$(live_pids ganesha.nfsd)
