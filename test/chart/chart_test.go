@@ -316,7 +316,17 @@ func TestDefaults(t *testing.T) {
 	if role.Namespace != "stowage" || len(role.Rules) != 1 || role.Rules[0].Resources[0] != "leases" {
 		t.Errorf("controller Role = %+v, want leases in namespace stowage", role)
 	}
-	must[*rbacv1.ClusterRole](t, objs, "stowage-node")
+	nr := must[*rbacv1.ClusterRole](t, objs, "stowage-node")
+	// What the provisioners, the recycler (pkg/reclaim) and ControllerPublishVolume call.
+	for _, want := range [][2]string{{"persistentvolumes", "create"}, {"persistentvolumes", "delete"},
+		{"persistentvolumes", "update"}, {"persistentvolumes/status", "update"},
+		{"persistentvolumeclaims", "watch"}, {"storageclasses", "watch"}, {"events", "create"}, {"nodes", "get"}} {
+		for _, r := range []*rbacv1.ClusterRole{cr, nr} {
+			if !grants(r, want[0], want[1]) {
+				t.Errorf("ClusterRole %s does not grant %s on %s", r.Name, want[1], want[0])
+			}
+		}
+	}
 	if _, ok := find[*rbacv1.ClusterRole](objs, "stowage-attacher"); ok {
 		t.Error("attacher RBAC rendered without attachRequired")
 	}
@@ -478,6 +488,15 @@ func TestDeployManifest(t *testing.T) {
 	}
 	must[*appsv1.DaemonSet](t, objs, "stowage-node")
 	must[*appsv1.Deployment](t, objs, "stowage-controller")
+}
+
+func grants(r *rbacv1.ClusterRole, resource, verb string) bool {
+	for _, rule := range r.Rules {
+		if slices.Contains(rule.Resources, resource) && slices.Contains(rule.Verbs, verb) {
+			return true
+		}
+	}
+	return false
 }
 
 func keys[V any](m map[string]V) []string {
