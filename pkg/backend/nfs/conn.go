@@ -11,11 +11,6 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// stuckAfter is how long a procedure may outlive its caller's deadline before
-// its connection is declared stuck and replaced. The library itself would
-// keep resending a lost call for up to 100 × 5 s.
-var stuckAfter = 5 * time.Second
-
 // conn is one mounted share over one TCP connection, used by one procedure
 // at a time (see the package comment for why).
 type conn struct {
@@ -24,14 +19,19 @@ type conn struct {
 	p           procs
 	root        []byte // the share's root file handle
 	callTimeout time.Duration
+	stuckAfter  time.Duration // how long a call may outlive its deadline before c counts as stuck
 
 	slot      chan struct{} // one-slot semaphore: held while a procedure runs
 	broken    atomic.Bool
 	retireOne sync.Once
 }
 
-func newConn(loc string, t *gonfs.Target, p procs, root []byte, callTimeout time.Duration) *conn {
-	return &conn{loc: loc, target: t, p: p, root: root, callTimeout: callTimeout, slot: make(chan struct{}, 1)}
+func newConn(loc string, t *gonfs.Target, p procs, root []byte, o Options) *conn {
+	return &conn{
+		loc: loc, target: t, p: p, root: root,
+		callTimeout: o.CallTimeout, stuckAfter: o.stuckAfter,
+		slot: make(chan struct{}, 1),
+	}
 }
 
 func (c *conn) isBroken() bool { return c.broken.Load() }
@@ -81,8 +81,8 @@ func (c *conn) do(ctx context.Context, fn func(p procs) error) error {
 				if isTransport(err) {
 					c.retire(err)
 				}
-			case <-time.After(stuckAfter):
-				c.retire(fmt.Errorf("a call did not finish %s after its deadline", stuckAfter))
+			case <-time.After(c.stuckAfter):
+				c.retire(fmt.Errorf("a call did not finish %s after its deadline", c.stuckAfter))
 			}
 		}()
 		return &transportError{fmt.Errorf("NFS server %s did not answer in time: %w", c.loc, ctx.Err())}

@@ -23,9 +23,6 @@ const (
 	defaultMountPort = 20048
 )
 
-// portmapperPort is a variable so that tests can point it at a closed port.
-var portmapperPort = rpc.PmapPort
-
 // Options tune how a share is reached. The zero value is what production uses.
 type Options struct {
 	// NFSPort and MountPort, when set, skip the portmapper. MountPort 0 with
@@ -36,6 +33,11 @@ type Options struct {
 	// CallTimeout bounds each NFS procedure whose context has no deadline
 	// (default 30 s). DialTimeout bounds connecting and mounting (default 10 s).
 	CallTimeout, DialTimeout time.Duration
+
+	// For tests: where the portmapper listens, and how long a procedure may
+	// outlive its deadline before its connection counts as stuck.
+	portmapperPort int
+	stuckAfter     time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -44,6 +46,13 @@ func (o Options) withDefaults() Options {
 	}
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = 10 * time.Second
+	}
+	if o.portmapperPort == 0 {
+		o.portmapperPort = rpc.PmapPort
+	}
+	if o.stuckAfter <= 0 {
+		// The library itself would resend a lost call for up to 100 × 5 s.
+		o.stuckAfter = 5 * time.Second
 	}
 	return o
 }
@@ -106,7 +115,7 @@ func bracketIPv6(server string) string {
 
 // ports asks the portmapper where MOUNT v3 and NFS v3 listen on TCP. A port
 // of 0 means the portmapper does not list the program.
-func ports(server string) (mountPort, nfsPort int, err error) {
+func ports(server string, portmapperPort int) (mountPort, nfsPort int, err error) {
 	c, err := rpc.DialTCP("tcp", net.JoinHostPort(server, strconv.Itoa(portmapperPort)), false)
 	if err != nil {
 		return 0, 0, err
@@ -173,7 +182,7 @@ func dialSync(server, share string, o Options) (*conn, error) {
 	loc := server + ":" + share
 	mountPort, nfsPort := o.MountPort, o.NFSPort
 	if nfsPort == 0 {
-		mp, np, err := ports(server)
+		mp, np, err := ports(server, o.portmapperPort)
 		switch {
 		case err != nil:
 			// No portmapper (an NFSv4-style server, or rpcbind not running):
@@ -209,7 +218,7 @@ func dialSync(server, share string, o Options) (*conn, error) {
 		return nil, fmt.Errorf("connect to %s: %w", loc, err)
 	}
 	klog.V(2).InfoS("Connected to NFS share", "server", server, "share", share, "nfsPort", nfsPort, "mountPort", mountPort)
-	return newConn(loc, t, procs{t: t, auth: auth}, fh, o.CallTimeout), nil
+	return newConn(loc, t, procs{t: t, auth: auth}, fh, o), nil
 }
 
 // mountRoot gets the share's root handle: from MOUNT at mountPort, or, when

@@ -23,9 +23,11 @@
 // dispatcher and disconnect handling, retries a lost reply up to 100 times
 // and takes no context. So each connection runs one NFS procedure at a time
 // (a one-slot semaphore), every procedure runs under a context with a
-// deadline, and a connection whose procedure outlives that deadline by
-// stuckAfter, fails at the transport level, or panics is retired and replaced
-// by a fresh dial on next use. Long operations (RemoveAll of a big tree) take
+// deadline, and a connection whose procedure outlives that deadline by a few
+// seconds, fails at the transport level, or panics is retired and replaced by
+// a fresh dial on next use. Long operations (RemoveAll of a big tree) take
 // the connection per procedure, not for the whole operation, so they
-// interleave with others instead of blocking them.
+// interleave with others instead of blocking them. Throughput per share is
+// therefore one procedure at a time (about 0.2 ms each against NFS-Ganesha on
+// loopback); a volume create + delete costs about 1.6 ms (BenchmarkMkdirRmdir).
 package nfs

@@ -112,11 +112,9 @@ func TestPoolReconnects(t *testing.T) {
 	srv := needServer(t)
 	ctx := testCtx(t)
 	base := srv.base(t)
-	defer func(d time.Duration) { stuckAfter = d }(stuckAfter)
-	stuckAfter = 200 * time.Millisecond
-
 	px := startProxy(t, net.JoinHostPort(srv.server, "2049"))
-	pool := NewPool(Options{NFSPort: px.port(), CallTimeout: 2 * time.Second})
+	const stuckAfter = 200 * time.Millisecond
+	pool := NewPool(Options{NFSPort: px.port(), CallTimeout: 2 * time.Second, stuckAfter: stuckAfter})
 	defer pool.Close()
 	st, err := pool.Get(ctx, "127.0.0.1", srv.share)
 	if err != nil {
@@ -194,9 +192,8 @@ func TestDialTimesOutOnSilentServer(t *testing.T) {
 func TestPortmapperFallback(t *testing.T) {
 	srv := needServer(t)
 	ctx := testCtx(t)
-	defer func(p int) { portmapperPort = p }(portmapperPort)
-	portmapperPort = closedPort(t) // as if rpcbind were not running
-	st, err := Open(ctx, srv.server, srv.share)
+	// As if rpcbind were not running.
+	st, err := OpenWithOptions(ctx, srv.server, srv.share, Options{portmapperPort: closedPort(t)})
 	if err != nil {
 		t.Fatalf("Open without a portmapper: %v", err)
 	}

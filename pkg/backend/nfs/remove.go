@@ -3,6 +3,7 @@ package nfs
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	gonfs "github.com/willscott/go-nfs-client/nfs"
 
@@ -144,6 +145,8 @@ func unlink(ctx context.Context, c *conn, pfh []byte, name string) error {
 // bounded by one batch however big the directory.
 func emptyDir(ctx context.Context, c *conn, fh []byte, rel string) error {
 	var cookie, verf uint64
+	var previous string // names of the last batch removed
+	same := 0           // how often in a row a removed batch came back unchanged
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -163,6 +166,7 @@ func emptyDir(ctx context.Context, c *conn, fh []byte, rel string) error {
 			return fmt.Errorf("list %q: %w", rel, err)
 		}
 		removed := 0
+		var names strings.Builder
 		for _, e := range entries {
 			if e.FileName == "." || e.FileName == ".." {
 				continue
@@ -171,9 +175,20 @@ func emptyDir(ctx context.Context, c *conn, fh []byte, rel string) error {
 				return err
 			}
 			removed++
+			names.WriteString(e.FileName + "/")
 		}
 		switch {
 		case removed > 0:
+			// Entries that were "removed" (or already gone) but keep being
+			// listed mean the server's listing is stale; do not spin on it.
+			if names.String() == previous {
+				if same++; same >= rmdirAttempts {
+					return fmt.Errorf("list %q: the server keeps listing entries that are gone", rel)
+				}
+			} else {
+				same = 0
+			}
+			previous = names.String()
 			cookie, verf = 0, 0
 		case eof:
 			return nil
