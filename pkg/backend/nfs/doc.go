@@ -8,10 +8,10 @@
 //
 //   - NFSv3 over TCP. Ports come from the server's portmapper (111). If the
 //     portmapper does not answer, NFS is tried on 2049 and MOUNT first on the
-//     same connection, then on 20048 (NFS-Ganesha serves both programs on both
-//     of its ports; Linux knfsd needs rpc.mountd on a known port for this).
-//     Options.NFSPort / Options.MountPort skip discovery. NFSv4-only servers
-//     (no MOUNT, no v3) cannot be reached this way.
+//     same connection, then on 20048, the usual fixed mountd port (NFS-Ganesha's
+//     default; Linux knfsd when rpc.mountd is pinned to it). Seen working with
+//     NFS-Ganesha and rpcbind stopped. Options.NFSPort / Options.MountPort skip
+//     discovery. NFSv4-only servers (no MOUNT, no v3) cannot be reached this way.
 //   - Calls use AUTH_SYS as uid 0 / gid 0 by default, so the export must not
 //     squash root (no_root_squash), or Options.UID/GID must name an owner of
 //     the export directory.

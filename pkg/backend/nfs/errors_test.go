@@ -86,9 +86,8 @@ func TestOpenErrors(t *testing.T) {
 			wantText: []string{"cannot reach NFS server 127.0.0.1", "connection refused", "check the StorageClass parameter server"},
 		},
 		{
-			name: "server does not answer", server: "192.0.2.1", share: srv.share, // TEST-NET-1: never routed
-			opts:     Options{NFSPort: 2049, DialTimeout: time.Second},
-			wantText: []string{"cannot reach NFS server 192.0.2.1", "check the StorageClass parameter server"},
+			name: "name does not resolve", server: "no-such-host.invalid", share: srv.share,
+			wantText: []string{"cannot reach NFS server no-such-host.invalid", "check the StorageClass parameter server"},
 		},
 		{
 			name: "share not exported", server: srv.server, share: "/not-exported",

@@ -113,8 +113,12 @@ func TestPoolReconnects(t *testing.T) {
 	ctx := testCtx(t)
 	base := srv.base(t)
 	px := startProxy(t, net.JoinHostPort(srv.server, "2049"))
+	mountPx := startProxy(t, net.JoinHostPort(srv.server, "20048"))
 	const stuckAfter = 200 * time.Millisecond
-	pool := NewPool(Options{NFSPort: px.port(), CallTimeout: 2 * time.Second, stuckAfter: stuckAfter})
+	pool := NewPool(Options{
+		NFSPort: px.port(), MountPort: mountPx.port(),
+		CallTimeout: 2 * time.Second, stuckAfter: stuckAfter,
+	})
 	defer pool.Close()
 	st, err := pool.Get(ctx, "127.0.0.1", srv.share)
 	if err != nil {
