@@ -139,7 +139,7 @@ import() {
   for tar in "$IMAGE_CACHE"/*.tar; do
     name=$(basename "$tar" .tar)
     want=$(cat "$IMAGE_CACHE/$name.digest")
-    for ref in $(cat "$IMAGE_CACHE/$name.refs"); do
+    for ref in $(<"$IMAGE_CACHE/$name.refs"); do
       have=$(ctr -n k8s.io images ls "name==$ref" | awk 'NR == 2 {print $3}')
       [ "$have" = "$want" ] || { ctr -n k8s.io images import "$tar" >/dev/null; log "image $name: imported"; break; }
     done

@@ -32,6 +32,6 @@ if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${m
 fi
 # Debian starts these as services where an init system exists; the cluster runs its own copies.
 for svc in containerd etcd nfs-ganesha rpcbind; do
-  command -v systemctl >/dev/null && systemctl disable --now "$svc" >/dev/null 2>&1 || true
+  if command -v systemctl >/dev/null; then systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
 done
 echo "install-deps: done"

@@ -1,5 +1,6 @@
 # lib.sh — settings and helpers shared by the test-cluster scripts. Sourced, never run.
 # Everything here is plain functions and variables; nothing starts until a script calls it.
+# shellcheck shell=bash disable=SC2034 # the variables are used by the scripts that source this
 
 K8S_VERSION=v1.34.4
 STOWAGE_CACHE=${STOWAGE_CACHE:-$HOME/.cache/stowage}
@@ -30,6 +31,23 @@ wait_for() {
   log "$what ok"
 }
 
+# wait_daemon NAME SECONDS COMMAND... — like wait_for, but gives up at once, showing the end of
+# its log, when daemon NAME (started by start_daemon with RUNDIR $STATE/run) has exited.
+wait_daemon() {
+  local name=$1 secs=$2; shift 2
+  local deadline=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    if ! daemon_running "$name" "$STATE/run"; then
+      tail -n 5 "$STATE/logs/$name.log" >&2
+      log "$name exited (log: $STATE/logs/$name.log)"
+      return 1
+    fi
+    [ "$SECONDS" -lt "$deadline" ] || { log "timed out after ${secs}s waiting for $name"; return 1; }
+    sleep 0.5
+  done
+  log "$name ok"
+}
+
 # start_daemon NAME RUNDIR LOGDIR COMMAND... — start in the background, log to LOGDIR/NAME.log,
 # PID to RUNDIR/NAME.pid. A daemon that is already running is left alone.
 start_daemon() {
@@ -48,7 +66,7 @@ stop_daemon() {
   pid=$(cat "$run/$name.pid" 2>/dev/null) || return 0
   if kill "$pid" 2>/dev/null; then
     for i in $(seq 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-    kill -9 "$pid" 2>/dev/null && log "killed $name (pid $pid) after 10s" || true
+    if kill -9 "$pid" 2>/dev/null; then log "killed $name (pid $pid) after 10s"; fi
   fi
   rm -f "$run/$name.pid"
 }
@@ -93,6 +111,7 @@ start_apiserver() {
 
 start_controller_manager() {
   local kc=$PKI/controller-manager.kubeconfig
+  # shellcheck disable=SC2086 # KCM_EXTRA is a list of flags
   # --kube-api-qps/--kube-api-burst: the client limits that bound how fast the PV binder works
   # (about six writes per claim); the defaults are the component's own.
   start_daemon kube-controller-manager "$STATE/run" "$STATE/logs" "$K8S_BIN/kube-controller-manager" \
@@ -107,9 +126,27 @@ start_controller_manager() {
 
 # wait_control_plane — etcd, apiserver and controller-manager healthy, and the controllers have
 # done the first thing tests rely on: the default namespace's service account exists.
-wait_etcd() { wait_for etcd 30 curl -sf "http://127.0.0.1:$ETCD_PORT/health"; }
-wait_apiserver() { wait_for kube-apiserver 120 "$K8S_BIN/kubectl" --kubeconfig "$STATE/kubeconfig" get --raw /readyz; }
+wait_etcd() { wait_daemon etcd 30 curl -sf "http://127.0.0.1:$ETCD_PORT/health"; }
+wait_apiserver() { wait_daemon kube-apiserver 120 "$K8S_BIN/kubectl" --kubeconfig "$STATE/kubeconfig" get --raw /readyz; }
 wait_controller_manager() {
-  wait_for kube-controller-manager 60 curl -skf "https://127.0.0.1:$KCM_PORT/healthz"
+  wait_daemon kube-controller-manager 60 curl -skf "https://127.0.0.1:$KCM_PORT/healthz"
   wait_for "default service account" 60 "$K8S_BIN/kubectl" --kubeconfig "$STATE/kubeconfig" get sa default -n default
+}
+
+# write_kubeconfig FILE PORT CERT — a kubeconfig for the client certificate $PKI/CERT.{crt,key}.
+write_kubeconfig() {
+  cat >"$1" <<EOK
+apiVersion: v1
+kind: Config
+clusters:
+- name: stowage-test
+  cluster: {server: "https://127.0.0.1:$2", certificate-authority: "$PKI/ca.crt"}
+users:
+- name: $3
+  user: {client-certificate: "$PKI/$3.crt", client-key: "$PKI/$3.key"}
+contexts:
+- name: stowage-test
+  context: {cluster: stowage-test, user: $3}
+current-context: stowage-test
+EOK
 }
