@@ -35,19 +35,22 @@ no_node_pids || wait_for "node processes gone" 20 no_node_pids || die "processes
 
 # 2. Network leftovers in the host network namespace: netns files, the bridge, iptables chains.
 rm -f /run/netns/cni-* 2>/dev/null || true
+rmdir /run/netns 2>/dev/null || true
 if ip link show cni0 >/dev/null 2>&1; then ip link delete cni0; say "deleted cni0"; fi
-# Drop every KUBE-* and CNI-* chain (kubelet, kube-proxy, CNI) and the jumps to them.
+# Drop every KUBE-* and CNI-* chain (kubelet, kube-proxy, CNI) and the jumps to them. The
+# built-in chains stay (empty, policy ACCEPT), as iptables-nft leaves them for anyone.
 clean_chains() {
-  local ipt=$1 t rule c
+  local ipt=$1 t rule c n=0
   for t in filter nat mangle raw; do
     "$ipt" -t "$t" -S >/dev/null 2>&1 || continue
-    "$ipt" -t "$t" -S | grep -E '^-A [A-Z]+ .*-j (KUBE|CNI)-' | grep -vE '^-A (KUBE|CNI)-' | sed 's/^-A /-D /' |
+    "$ipt" -t "$t" -S | awk '$1 == "-A" && $2 !~ /^(KUBE|CNI)-/ && / -j (KUBE|CNI)-/ {sub(/^-A /, "-D "); print}' |
       while read -r rule; do eval "$ipt -t $t $rule"; done
     for c in $("$ipt" -t "$t" -S | awk '$1 == "-N" && $2 ~ /^(KUBE|CNI)-/ {print $2}'); do "$ipt" -t "$t" -F "$c"; done
     for c in $("$ipt" -t "$t" -S | awk '$1 == "-N" && $2 ~ /^(KUBE|CNI)-/ {print $2}'); do
-      "$ipt" -t "$t" -X "$c"; say "removed $ipt $t chain $c"
+      "$ipt" -t "$t" -X "$c"; n=$((n + 1))
     done
   done
+  [ "$n" = 0 ] || say "removed $n $ipt chains"
 }
 clean_chains iptables
 clean_chains ip6tables

@@ -89,6 +89,8 @@ fill_stowage() {
   if [ -f "$REPO_ROOT/test/nfs/mount.nfs" ]; then
     install -m 0755 "$REPO_ROOT/test/nfs/mount.nfs" "$d/sbin/mount.nfs"
     install -m 0755 "$REPO_ROOT/test/nfs/mount.nfs" "$d/usr/sbin/mount.nfs"
+    ln -s mount.nfs "$d/sbin/mount.nfs4"  # `mount -t nfs4` runs mount.nfs4
+    ln -s mount.nfs "$d/usr/sbin/mount.nfs4"
   else
     log "WARNING: test/nfs/mount.nfs is missing: localhost/stowage:dev cannot mount NFS volumes"
   fi

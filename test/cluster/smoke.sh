@@ -11,9 +11,15 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 ns=stowage-smoke
 hostdir=$STOWAGE_CLUSTER_DIR/data/smoke-hostpath
-trap 'kubectl delete ns $ns --wait=false >/dev/null 2>&1 || true' EXIT
+cleanup() {
+  kubectl delete ns $ns --wait=false >/dev/null 2>&1 || true
+  # A Bidirectional mount outlives its container: take it away in the node.
+  "$here/in-node.sh" sh -c 'umount /var/lib/kubelet/stowage-smoke 2>/dev/null; rmdir /var/lib/kubelet/stowage-smoke 2>/dev/null' || true
+}
+trap cleanup EXIT
 
 wait_for "node Ready" 60 kubectl wait --for=condition=Ready "node/$STOWAGE_NODE_NAME" --timeout=1s
+kubectl delete namespace $ns --ignore-not-found --timeout=60s >/dev/null # an earlier run's
 kubectl create namespace $ns >/dev/null
 wait_for "service account $ns/default" 30 kubectl -n $ns get sa default
 s=$SECONDS
@@ -59,7 +65,7 @@ spec:
   containers:
   - name: c
     image: docker.io/library/busybox:1.37
-    command: [sh, -c, 'nc -z -w 5 10.96.0.1 443 && echo "service kubernetes.default (10.96.0.1:443) reachable"']
+    command: [sh, -c, 'nc -w 5 10.96.0.1 443 </dev/null && echo "service kubernetes.default (10.96.0.1:443) reachable"']
 ---
 apiVersion: v1
 kind: Pod
@@ -91,9 +97,9 @@ kubectl -n $ns exec propagation -- umount /kl/stowage-smoke
 "$here/in-node.sh" sh -c '! grep -q " /var/lib/kubelet/stowage-smoke " /proc/self/mountinfo' ||
   die "unmount in the container did not propagate to the node"
 log "Bidirectional propagation under /var/lib/kubelet OK (mount and unmount)"
-rmdir /var/lib/kubelet/stowage-smoke
 
 kubectl delete ns $ns --wait=true --timeout=60s >/dev/null
 rm -rf "$hostdir"
+cleanup
 trap - EXIT
 echo "SMOKE OK"
