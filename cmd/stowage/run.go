@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+
+	"golang.org/x/sync/errgroup"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+
+	"github.com/stowage-csi/stowage/pkg/backend/local"
+	"github.com/stowage-csi/stowage/pkg/backend/nfs"
+	"github.com/stowage-csi/stowage/pkg/driver"
+	"github.com/stowage-csi/stowage/pkg/registration"
+	"github.com/stowage-csi/stowage/pkg/volumeid"
+)
+
+// run wires the pieces of one mode together and runs them until ctx is done
+// or one of them fails.
+func run(ctx context.Context, cfg config) error {
+	klog.InfoS("Starting Stowage", "mode", cfg.mode, "version", version, "driver", cfg.driverName)
+	opts := driver.Options{Name: cfg.driverName, Version: version, NFS: nfs.NewPool(nfs.Options{})}
+	if cfg.mode == modeNode {
+		opts.NodeID = cfg.nodeID
+		if cfg.localBasePath != "" {
+			if err := os.MkdirAll(cfg.localBasePath, 0o711); err != nil {
+				return fmt.Errorf("create local base path: %w", err)
+			}
+			store, err := local.Open(cfg.localBasePath)
+			if err != nil {
+				return err
+			}
+			opts.Local = store
+		}
+	}
+
+	var client kubernetes.Interface
+	if cfg.provisioner || cfg.kubeconfig != "" {
+		c, err := kubeClient(cfg)
+		if err != nil {
+			return err
+		}
+		client = c
+		if cfg.mode == modeController {
+			opts.NodeExists = nodeExists(client)
+		}
+	}
+
+	d, err := driver.New(opts)
+	if err != nil {
+		return err
+	}
+	listener, err := driver.Listen(cfg.endpoint)
+	if err != nil {
+		return err
+	}
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return driver.Serve(ctx, listener, d) })
+	mux := http.NewServeMux()
+	if cfg.mode == modeNode && cfg.registrationDir != "" {
+		g.Go(func() error {
+			return registration.Serve(ctx, cfg.registrationDir, cfg.driverName, cfg.pluginEndpoint)
+		})
+	}
+	if cfg.provisioner {
+		g.Go(func() error { return runProvisioner(ctx, cfg, client, d, mux) })
+	}
+	if cfg.healthAddr != "" {
+		g.Go(func() error { return serveHealth(ctx, cfg.healthAddr, mux, d.Ready) })
+	}
+	return g.Wait()
+}
+
+func kubeClient(cfg config) (kubernetes.Interface, error) {
+	var rc *rest.Config
+	var err error
+	if cfg.kubeconfig != "" {
+		rc, err = clientcmd.BuildConfigFromFlags("", cfg.kubeconfig)
+	} else {
+		rc, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client configuration: %w (pass --kubeconfig, or --provisioner=false to run without the API)", err)
+	}
+	// Bulk provisioning makes several API calls per claim; client-go's
+	// defaults (5 qps, burst 10) would make Stowage the bottleneck.
+	rc.QPS = float32(cfg.qps)
+	rc.Burst = cfg.burst
+	rc.UserAgent = "stowage/" + version
+	return kubernetes.NewForConfig(rc)
+}
+
+// nodeExists lets ControllerPublishVolume tell a missing node from a real one.
+func nodeExists(client kubernetes.Interface) driver.NodeChecker {
+	return func(ctx context.Context, name string) (bool, error) {
+		_, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+}
+
+// backendOf says which claims this mode provisions.
+func backendOf(m mode) string {
+	if m == modeNode {
+		return volumeid.Local
+	}
+	return volumeid.NFS
+}
