@@ -90,6 +90,24 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 	if err := d.opts.Mounter.Mount(source, target, fsType, options); err != nil {
 		return nil, status.Errorf(codes.Internal, "mount %s on %s: %v", source, target, err)
 	}
+	// ReadWriteOncePod: one target on this node at most. Kubernetes enforces
+	// it too; checking the kernel's mount table keeps the promise for any
+	// caller and across restarts of the node plugin.
+	if req.GetVolumeCapability().GetAccessMode().GetMode() == csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER {
+		other, err := sameMountElsewhere(target)
+		if err == nil && other == "" {
+			klog.V(2).InfoS("Published volume", "volumeID", id.String(), "target", target, "readOnly", readOnly)
+			return &csi.NodePublishVolumeResponse{}, nil
+		}
+		if cleanErr := mount.CleanupMountPoint(target, d.opts.Mounter, true); cleanErr != nil {
+			klog.ErrorS(cleanErr, "Undoing a refused publish", "target", target)
+		}
+		if err != nil {
+			return nil, status.Errorf(codes.Internal, "check where %s is published: %v", id.String(), err)
+		}
+		return nil, status.Errorf(codes.FailedPrecondition,
+			"volume %s is ReadWriteOncePod and already published at %s; only one pod may use it", id.String(), other)
+	}
 	klog.V(2).InfoS("Published volume", "volumeID", id.String(), "target", target, "readOnly", readOnly)
 	return &csi.NodePublishVolumeResponse{}, nil
 }
