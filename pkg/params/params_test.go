@@ -116,4 +116,3 @@ func FuzzSubDir(f *testing.F) {
 		}
 	})
 }
-
