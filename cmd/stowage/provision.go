@@ -2,21 +2,38 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/stowage-csi/stowage/pkg/driver"
+	"github.com/stowage-csi/stowage/pkg/provisioner"
 )
 
+// runProvisioner runs the StorageClass provisioner and the recycler of this
+// mode: NFS claims in the controller (leader-elected), local claims of this
+// node in the node plugin.
 func runProvisioner(ctx context.Context, cfg config, client kubernetes.Interface, d *driver.Driver, mux *http.ServeMux) error {
-	_ = ctx
-	_ = cfg
-	_ = client
-	_ = d
-	_ = mux
-	_ = os.Hostname
-	<-ctx.Done()
-	return nil
+	identity := os.Getenv("POD_NAME")
+	if identity == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("leader election identity: %w", err)
+		}
+		identity = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	return provisioner.Run(ctx, provisioner.Config{
+		DriverName:              cfg.driverName,
+		Controller:              d,
+		Scrubber:                d,
+		Backend:                 backendOf(cfg.mode),
+		NodeName:                cfg.nodeID,
+		Client:                  client,
+		LeaderElection:          cfg.mode == modeController && cfg.leaderElect,
+		LeaderElectionNamespace: cfg.leaderNamespace,
+		Identity:                identity,
+		Mux:                     mux,
+	})
 }
