@@ -1,0 +1,251 @@
+//go:build linux
+
+package local
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/stowage-csi/stowage/pkg/backend"
+	"github.com/stowage-csi/stowage/pkg/quota"
+	"github.com/stowage-csi/stowage/pkg/quota/quotatest"
+)
+
+const mib = 1 << 20
+
+// quotaStore mounts a fresh filesystem of kind and opens a Store on a base
+// path below its root, as a node's /var/lib/stowage/local would be.
+func quotaStore(t *testing.T, kind quotatest.Kind) *Store {
+	t.Helper()
+	base := filepath.Join(quotatest.Mount(t, kind), "stowage", "local")
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// writeFile writes n bytes and syncs, returning the first error, so quota
+// failures surface whether the kernel reports them at write or at sync.
+func writeFile(p string, n int) error {
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 1<<16)
+	for i := range buf {
+		buf[i] = byte(i) | 1 // not zeros: nothing may turn them into holes
+	}
+	for n > 0 {
+		k := min(n, len(buf))
+		if _, err := f.Write(buf[:k]); err != nil {
+			f.Close()
+			return err
+		}
+		n -= k
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func statfsTotal(t *testing.T, p string) int64 {
+	t.Helper()
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	return int64(st.Blocks) * st.Bsize
+}
+
+func TestQuotaEnforced(t *testing.T) {
+	tests := []struct {
+		kind quotatest.Kind
+		// XFS reports a full project quota as ENOSPC, the VFS quota code
+		// (ext4) as EDQUOT; backend.ErrNoSpace covers both.
+		errno syscall.Errno
+	}{
+		{kind: quotatest.XFSPrjQuota, errno: syscall.ENOSPC},
+		{kind: quotatest.Ext4PrjQuota, errno: syscall.EDQUOT},
+	}
+	for _, tt := range tests {
+		t.Run(tt.kind.Name, func(t *testing.T) {
+			ctx := context.Background()
+			s := quotaStore(t, tt.kind)
+			q, err := NewQuota(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Mkdir(ctx, "pvc-1", 0o777); err != nil {
+				t.Fatal(err)
+			}
+			if err := q.SetQuota(ctx, "pvc-1", 10*mib); err != nil {
+				t.Fatal(err)
+			}
+			vol := s.Path("pvc-1")
+			if err := writeFile(filepath.Join(vol, "a"), 9*mib); err != nil {
+				t.Fatalf("9 MiB into a 10 MiB volume: %v", err)
+			}
+			bytes, inodes, err := q.Usage(ctx, "pvc-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes < 9*mib || bytes > 9*mib+256<<10 || inodes != 2 {
+				t.Errorf("Usage = %d bytes %d inodes, want 9 MiB (+metadata) and 2 inodes", bytes, inodes)
+			}
+			if got := statfsTotal(t, vol); got != 10*mib {
+				t.Errorf("statfs size of the volume = %d, want the quota %d", got, 10*mib)
+			}
+
+			err = writeFile(filepath.Join(vol, "b"), 2*mib)
+			if !errors.Is(err, tt.errno) {
+				t.Fatalf("writing past the quota: %v, want %v", err, tt.errno)
+			}
+			if !errors.Is(wrap(err), backend.ErrNoSpace) {
+				t.Errorf("wrap(%v) does not map to backend.ErrNoSpace", err)
+			}
+
+			if err := q.SetQuota(ctx, "pvc-1", 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := writeFile(filepath.Join(vol, "b"), 4*mib); err != nil {
+				t.Fatalf("write after removing the quota: %v", err)
+			}
+			if got := statfsTotal(t, vol); got <= 10*mib {
+				t.Errorf("statfs size after removing the quota = %d, want the filesystem's", got)
+			}
+			if bytes, _, _ := q.Usage(ctx, "pvc-1"); bytes < 13*mib {
+				t.Errorf("Usage after more writes = %d, want at least 13 MiB", bytes)
+			}
+		})
+	}
+}
+
+// TestQuotaProjects covers how directories get their projects: each volume
+// its own, a volume under a PROJINHERIT parent not the parent's, and data
+// already in a volume charged once the quota is set.
+func TestQuotaProjects(t *testing.T) {
+	for _, kind := range []quotatest.Kind{quotatest.XFSPrjQuota, quotatest.Ext4PrjQuota} {
+		t.Run(kind.Name, func(t *testing.T) {
+			ctx := context.Background()
+			s := quotaStore(t, kind)
+			q, err := NewQuota(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			projectOf := func(dir string) uint32 {
+				f, err := os.Open(s.Path(dir))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				id, err := quota.ProjectID(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return id
+			}
+
+			// A parent an admin put under a project of its own, with a big limit.
+			for _, d := range []string{"big", "old"} {
+				if err := s.Mkdir(ctx, d, 0o777); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := q.SetQuota(ctx, "big", 100*mib); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Mkdir(ctx, "big/pvc-2", 0o777); err != nil {
+				t.Fatal(err)
+			}
+			if projectOf("big/pvc-2") != projectOf("big") {
+				t.Fatal("a directory under a PROJINHERIT parent did not inherit its project; the test premise is wrong")
+			}
+			if err := q.SetQuota(ctx, "big/pvc-2", 1*mib); err != nil {
+				t.Fatal(err)
+			}
+			if projectOf("big/pvc-2") == projectOf("big") {
+				t.Error("the volume kept its parent's project, so its limit capped the parent")
+			}
+			if u, err := q.fs.Usage(projectOf("big")); err != nil || u.Limit != 100*mib {
+				t.Errorf("parent limit = %+v, %v; want 100 MiB untouched", u, err)
+			}
+
+			// A volume that held data before it got a quota.
+			if err := writeFile(filepath.Join(s.Path("old"), "data"), 3*mib); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Mkdir(filepath.Join(s.Path("old"), "sub"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink("/etc/passwd", filepath.Join(s.Path("old"), "link")); err != nil {
+				t.Fatal(err)
+			}
+			if err := q.SetQuota(ctx, "old", 4*mib); err != nil {
+				t.Fatal(err)
+			}
+			bytes, _, err := q.Usage(ctx, "old")
+			if err != nil || bytes < 3*mib {
+				t.Errorf("Usage of a volume with old data = %d, %v; want at least 3 MiB", bytes, err)
+			}
+			if err := writeFile(filepath.Join(s.Path("old"), "sub", "more"), 2*mib); err == nil {
+				t.Error("wrote 5 MiB into a 4 MiB volume")
+			}
+		})
+	}
+}
+
+func TestQuotaUnavailable(t *testing.T) {
+	tests := []struct {
+		kind quotatest.Kind
+		hint string // the part of the error that says how to fix it
+	}{
+		{kind: quotatest.Tmpfs, hint: "filesystem tmpfs has no project quotas; put it on XFS"},
+		{kind: quotatest.Ext4Plain, hint: "tune2fs -O project,quota -Q prjquota"},
+		{kind: quotatest.Ext4AcctOnly, hint: "counts project usage but does not enforce limits"},
+		{kind: quotatest.XFSPlain, hint: "mount it again"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.kind.Name, func(t *testing.T) {
+			ctx := context.Background()
+			s := quotaStore(t, tt.kind)
+			_, err := NewQuota(s)
+			if !errors.Is(err, quota.ErrUnavailable) {
+				t.Fatalf("NewQuota = %v, want ErrUnavailable", err)
+			}
+			if !strings.Contains(err.Error(), tt.hint) || !strings.Contains(err.Error(), s.Base()) {
+				t.Errorf("error %q does not name the base path and say %q", err, tt.hint)
+			}
+			t.Log(err)
+
+			// Without quotas, usage still comes from walking the volume.
+			if err := s.Mkdir(ctx, "pvc-1", 0o777); err != nil {
+				t.Fatal(err)
+			}
+			if err := writeFile(filepath.Join(s.Path("pvc-1"), "a"), 1*mib); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Link(filepath.Join(s.Path("pvc-1"), "a"), filepath.Join(s.Path("pvc-1"), "a2")); err != nil {
+				t.Fatal(err)
+			}
+			bytes, inodes, err := WalkUsage(ctx, s, "pvc-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes < 1*mib || bytes > 1*mib+64<<10 || inodes != 2 {
+				t.Errorf("WalkUsage = %d bytes %d inodes, want 1 MiB counted once and 2 inodes", bytes, inodes)
+			}
+		})
+	}
+}
