@@ -108,7 +108,7 @@ func (h *harness) cleanup() {
 	for node := range h.bases {
 		_ = h.c.CoreV1().Nodes().Delete(ctx, node, metav1.DeleteOptions{})
 	}
-	if h.t.Failed() {
+	if h.t.Failed() || os.Getenv("STOWAGE_TEST_KEEP") != "" {
 		h.t.Logf("logs and local volumes of this test are in %s", h.logDir)
 		return
 	}

@@ -14,6 +14,7 @@
 //	STOWAGE_TEST_NFS_SMALL_SHARE a tiny export to fill up, e.g. /small (optional)
 //	STOWAGE_BIN                  a prebuilt stowage binary (default: built from ./cmd/stowage)
 //	STOWAGE_TEST_LOGS            where process logs go (default: a temporary directory)
+//	STOWAGE_TEST_KEEP            if set, keep every test's logs and volumes (else only failed tests')
 package integration
 
 import (
@@ -25,6 +26,7 @@ import (
 	"testing"
 
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
@@ -68,6 +70,7 @@ func setupEnv() (int, error) {
 		return 0, fmt.Errorf("STOWAGE_TEST_KUBECONFIG: %w", err)
 	}
 	rc.QPS, rc.Burst = 200, 400
+	rc.WarningHandler = rest.NoWarnings{} // "Recycle is deprecated": we know, we implement it
 	if env.client, err = kubernetes.NewForConfig(rc); err != nil {
 		return 0, err
 	}

@@ -1,0 +1,154 @@
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+const libFinalizer = "external-provisioner.volume.kubernetes.io/finalizer"
+
+// bindWithData provisions a claim on b, writes sample data into its volume
+// and returns the PV and the volume's directory.
+func bindWithData(h *harness, b backend, claim string, sc *storagev1.StorageClass) (*v1.PersistentVolume, string) {
+	h.t.Helper()
+	h.claimOn(b, claim, sc)
+	pv := h.waitBound(claim)
+	dir := h.volumeDir(pv)
+	writeTree(h.t, dir, sample)
+	return pv, dir
+}
+
+// TestReclaimDelete: claim → Bound → claim deleted → the PV object and the
+// backend directory are gone (or archived/kept, as the class's onDelete says).
+func TestReclaimDelete(t *testing.T) {
+	h := newHarness(t)
+	for _, b := range h.backends() {
+		t.Run(b.name, func(t *testing.T) {
+			h := h.sub(t)
+			pv, dir := bindWithData(h, b, b.name+"-data", b.class("delete", nil))
+			eventually(t, wait, "the provisioner's finalizer on "+pv.Name, func() (bool, string) {
+				pv, err := h.getPV(pv.Name)
+				if err != nil {
+					return false, err.Error()
+				}
+				return slices.Contains(pv.Finalizers, libFinalizer), strings.Join(pv.Finalizers, ",")
+			})
+			h.deleteClaim(b.name + "-data")
+			h.waitPVGone(pv.Name)
+			if _, err := os.Lstat(dir); !os.IsNotExist(err) {
+				t.Errorf("volume directory %s still exists after Delete (%v)", dir, err)
+			}
+			h.expectNoVolumes(b)
+		})
+	}
+	if env.nfs == nil {
+		return
+	}
+	b := h.backends()[0]
+	t.Run("nfs onDelete=archive", func(t *testing.T) {
+		h := h.sub(t)
+		pv, dir := bindWithData(h, b, "archived", b.class("archive", map[string]string{"onDelete": "archive"}))
+		h.deleteClaim("archived")
+		h.waitPVGone(pv.Name)
+		if _, err := os.Lstat(dir); !os.IsNotExist(err) {
+			t.Errorf("volume directory %s still exists after archiving (%v)", dir, err)
+		}
+		matches, _ := filepath.Glob(filepath.Join(filepath.Dir(dir), "archived-*-"+filepath.Base(dir)))
+		if len(matches) != 1 {
+			t.Fatalf("archived copies of %s: %v, want one", dir, matches)
+		}
+		if got := readTree(t, matches[0]); !sameTree(got, sample) {
+			t.Errorf("archive %s holds %v, want the volume's data %v", matches[0], got, sample)
+		}
+	})
+	t.Run("nfs onDelete=retain", func(t *testing.T) {
+		h := h.sub(t)
+		pv, dir := bindWithData(h, b, "kept", b.class("keep", map[string]string{"onDelete": "retain"}))
+		h.deleteClaim("kept")
+		h.waitPVGone(pv.Name)
+		if got := readTree(t, dir); !sameTree(got, sample) {
+			t.Errorf("kept directory %s holds %v, want %v", dir, got, sample)
+		}
+	})
+}
+
+// TestReclaimRetain: the claim goes, the PV stays Released and the data
+// stays byte for byte; the README's manual reclaim (delete the PV) leaves
+// the data in place for the admin.
+func TestReclaimRetain(t *testing.T) {
+	h := newHarness(t)
+	retain := v1.PersistentVolumeReclaimRetain
+	for _, b := range h.backends() {
+		t.Run(b.name, func(t *testing.T) {
+			h := h.sub(t)
+			sc := b.class("retain", nil, func(sc *storagev1.StorageClass) { sc.ReclaimPolicy = &retain })
+			pv, dir := bindWithData(h, b, b.name+"-data", sc)
+			h.deleteClaim(b.name + "-data")
+			released := h.waitPVPhase(pv.Name, v1.VolumeReleased)
+			if slices.Contains(released.Finalizers, libFinalizer) {
+				t.Errorf("a Retain PV carries the deletion finalizer %s", libFinalizer)
+			}
+			if got := readTree(t, dir); !sameTree(got, sample) {
+				t.Errorf("retained volume %s holds %v, want %v", dir, got, sample)
+			}
+			// Manual reclaim, step 1: the admin deletes the PV object.
+			if err := h.c.CoreV1().PersistentVolumes().Delete(h.ctx, pv.Name, metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			h.waitPVGone(pv.Name)
+			if got := readTree(t, dir); !sameTree(got, sample) {
+				t.Errorf("after the PV was deleted, %s holds %v, want the data kept %v", dir, got, sample)
+			}
+		})
+	}
+}
+
+// TestReclaimRecycle: the claim goes, the volume is scrubbed (the directory
+// stays, empty), the PV becomes Available, and a new claim binds the same PV.
+func TestReclaimRecycle(t *testing.T) {
+	h := newHarness(t)
+	for _, b := range h.backends() {
+		t.Run(b.name, func(t *testing.T) {
+			h := h.sub(t)
+			sc := b.class("recycle", map[string]string{"reclaimPolicy": "Recycle"})
+			pv, dir := bindWithData(h, b, b.name+"-first", sc)
+			if pv.Spec.PersistentVolumeReclaimPolicy != v1.PersistentVolumeReclaimRecycle {
+				t.Fatalf("PV policy %s, want Recycle from the class parameter", pv.Spec.PersistentVolumeReclaimPolicy)
+			}
+			h.deleteClaim(b.name + "-first")
+			available := h.waitPVPhase(pv.Name, v1.VolumeAvailable)
+			if available.Spec.ClaimRef != nil {
+				t.Errorf("recycled PV still has claimRef %+v", available.Spec.ClaimRef)
+			}
+			if _, ok := available.Annotations["stowage.io/recycling-claim-uid"]; ok {
+				t.Errorf("recycled PV still carries the recycling annotation")
+			}
+			if got := readTree(t, dir); got == nil || len(got) != 0 {
+				t.Errorf("recycled volume %s holds %v, want an empty directory", dir, got)
+			}
+			h.waitEvent("PersistentVolume", pv.Name, "RecycleStarted")
+			h.waitEvent("PersistentVolume", pv.Name, "VolumeRecycled")
+
+			// The next claim gets the same PV. A local class waits for the
+			// first consumer, so the claim names the PV as the scheduler
+			// would have chosen it; the NFS class binds at once.
+			if b.node == "" {
+				h.claimOn(b, b.name+"-second", sc)
+			} else {
+				h.claim(b.name+"-second", sc, "", "64Mi", []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce},
+					func(c *v1.PersistentVolumeClaim) { c.Spec.VolumeName = pv.Name })
+			}
+			again := h.waitBound(b.name + "-second")
+			if again.Name != pv.Name {
+				t.Errorf("the new claim got PV %s, want the recycled %s", again.Name, pv.Name)
+			}
+		})
+	}
+}
