@@ -13,8 +13,11 @@ import (
 // project quotas.
 var ErrUnavailable = errors.New("project quotas unavailable")
 
+// Mount is the filesystem a path lives on.
+type Mount struct{ Point, FSType, Source, Options string }
+
 // FS is a filesystem with project quotas; only Linux has them.
-type FS struct{}
+type FS struct{ Mount Mount }
 
 // Usage is what the filesystem charges to one project.
 type Usage struct{ Bytes, Inodes, Limit int64 }

@@ -43,7 +43,7 @@ func Open(dir string) (*FS, error) {
 	case err != nil:
 		return nil, f.unavailable(fmt.Sprintf("quota state of %s: %v", m.FSType, explain(err)), f.howTo())
 	case st.Flags&fsQuotaPDQEnfd == 0 && st.Flags&fsQuotaPDQAcct != 0:
-		return nil, f.unavailable(fmt.Sprintf("%s counts project usage but does not enforce limits", m.FSType), f.howTo())
+		return nil, f.unavailable(fmt.Sprintf("%s counts project usage but does not enforce limits", m.FSType), f.remountHowTo())
 	case st.Flags&fsQuotaPDQEnfd == 0:
 		return nil, f.unavailable(fmt.Sprintf("%s is not mounted with prjquota", m.FSType), f.howTo())
 	}
@@ -59,7 +59,16 @@ func (f *FS) howTo() string {
 	if f.Mount.FSType == "xfs" {
 		return "add prjquota to its mount options (fstab) and mount it again; XFS ignores quota options on remount, and a root filesystem needs rootflags=prjquota on the kernel command line"
 	}
-	return fmt.Sprintf("unmount it, run tune2fs -O project,quota -Q prjquota %s, and mount it with -o prjquota", f.Mount.Source)
+	return fmt.Sprintf("unmount it, run tune2fs -O project -Q prjquota %s, and mount it with -o prjquota (and in fstab)", f.Mount.Source)
+}
+
+// remountHowTo is for ext4 that already has the quota feature: unlike XFS,
+// ext4 turns enforcement on with a remount.
+func (f *FS) remountHowTo() string {
+	if f.Mount.FSType == "xfs" {
+		return f.howTo()
+	}
+	return fmt.Sprintf("run mount -o remount,prjquota %s and add prjquota to its fstab options", f.Mount.Point)
 }
 
 // explain adds a hint to the quotactl errors that have a known cause.
@@ -69,8 +78,8 @@ func explain(err error) string {
 		return fmt.Sprintf("%v (no quota support enabled for this filesystem, or none built into the kernel)", err)
 	case errors.Is(err, unix.ESRCH):
 		return fmt.Sprintf("%v (project quota is off)", err)
-	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTBLK), errors.Is(err, unix.ENODEV):
-		return fmt.Sprintf("%v (the block device is not visible; on kernels before 5.14 the node plugin needs the host's /dev)", err)
+	case errors.Is(err, unix.ENOTBLK), errors.Is(err, unix.ENODEV):
+		return fmt.Sprintf("%v (the block device is not usable; on kernels before 5.14 the node plugin needs the host's /dev)", err)
 	case errors.Is(err, unix.EPERM):
 		return fmt.Sprintf("%v (needs CAP_SYS_ADMIN)", err)
 	}

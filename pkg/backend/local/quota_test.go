@@ -5,11 +5,15 @@ package local
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/stowage-csi/stowage/pkg/backend"
 	"github.com/stowage-csi/stowage/pkg/quota"
@@ -60,6 +64,31 @@ func writeFile(p string, n int) error {
 	return f.Close()
 }
 
+// writeAsPod is writeFile on an OS thread without CAP_SYS_RESOURCE, as in
+// an ordinary pod: the VFS quota code behind ext4 lets that capability
+// exceed hard limits, so a root test process would never hit one.
+func writeAsPod(p string, n int) error {
+	done := make(chan error, 1)
+	go func() {
+		// Never unlocked: the thread exits with the goroutine, so its reduced
+		// capabilities cannot leak to other goroutines.
+		runtime.LockOSThread()
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		var caps [2]unix.CapUserData
+		if err := unix.Capget(&hdr, &caps[0]); err != nil {
+			done <- fmt.Errorf("capget: %w", err)
+			return
+		}
+		caps[0].Effective &^= 1 << unix.CAP_SYS_RESOURCE
+		if err := unix.Capset(&hdr, &caps[0]); err != nil {
+			done <- fmt.Errorf("capset: %w", err)
+			return
+		}
+		done <- writeFile(p, n)
+	}()
+	return <-done
+}
+
 func statfsTotal(t *testing.T, p string) int64 {
 	t.Helper()
 	var st syscall.Statfs_t
@@ -94,7 +123,7 @@ func TestQuotaEnforced(t *testing.T) {
 				t.Fatal(err)
 			}
 			vol := s.Path("pvc-1")
-			if err := writeFile(filepath.Join(vol, "a"), 9*mib); err != nil {
+			if err := writeAsPod(filepath.Join(vol, "a"), 9*mib); err != nil {
 				t.Fatalf("9 MiB into a 10 MiB volume: %v", err)
 			}
 			bytes, inodes, err := q.Usage(ctx, "pvc-1")
@@ -108,7 +137,7 @@ func TestQuotaEnforced(t *testing.T) {
 				t.Errorf("statfs size of the volume = %d, want the quota %d", got, 10*mib)
 			}
 
-			err = writeFile(filepath.Join(vol, "b"), 2*mib)
+			err = writeAsPod(filepath.Join(vol, "b"), 2*mib)
 			if !errors.Is(err, tt.errno) {
 				t.Fatalf("writing past the quota: %v, want %v", err, tt.errno)
 			}
@@ -119,7 +148,7 @@ func TestQuotaEnforced(t *testing.T) {
 			if err := q.SetQuota(ctx, "pvc-1", 0); err != nil {
 				t.Fatal(err)
 			}
-			if err := writeFile(filepath.Join(vol, "b"), 4*mib); err != nil {
+			if err := writeAsPod(filepath.Join(vol, "b"), 4*mib); err != nil {
 				t.Fatalf("write after removing the quota: %v", err)
 			}
 			if got := statfsTotal(t, vol); got <= 10*mib {
@@ -199,7 +228,7 @@ func TestQuotaProjects(t *testing.T) {
 			if err != nil || bytes < 3*mib {
 				t.Errorf("Usage of a volume with old data = %d, %v; want at least 3 MiB", bytes, err)
 			}
-			if err := writeFile(filepath.Join(s.Path("old"), "sub", "more"), 2*mib); err == nil {
+			if err := writeAsPod(filepath.Join(s.Path("old"), "sub", "more"), 2*mib); err == nil {
 				t.Error("wrote 5 MiB into a 4 MiB volume")
 			}
 		})
@@ -212,8 +241,8 @@ func TestQuotaUnavailable(t *testing.T) {
 		hint string // the part of the error that says how to fix it
 	}{
 		{kind: quotatest.Tmpfs, hint: "filesystem tmpfs has no project quotas; put it on XFS"},
-		{kind: quotatest.Ext4Plain, hint: "tune2fs -O project,quota -Q prjquota"},
-		{kind: quotatest.Ext4AcctOnly, hint: "counts project usage but does not enforce limits"},
+		{kind: quotatest.Ext4Plain, hint: "tune2fs -O project -Q prjquota"},
+		{kind: quotatest.Ext4AcctOnly, hint: "does not enforce limits; run mount -o remount,prjquota"},
 		{kind: quotatest.XFSPlain, hint: "mount it again"},
 	}
 	for _, tt := range tests {
