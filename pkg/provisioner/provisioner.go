@@ -18,8 +18,8 @@ import (
 
 // Annotations Kubernetes puts on claims.
 const (
-	annSelectedNode       = "volume.kubernetes.io/selected-node"
-	annBetaStorageClass   = "volume.beta.kubernetes.io/storage-class"
+	annSelectedNode     = "volume.kubernetes.io/selected-node"
+	annBetaStorageClass = "volume.beta.kubernetes.io/storage-class"
 )
 
 // provisioner is the library's Provisioner, Qualifier and DeletionGuard
@@ -36,9 +36,10 @@ type provisioner struct {
 }
 
 var (
-	_ controller.Provisioner   = (*provisioner)(nil)
-	_ controller.Qualifier     = (*provisioner)(nil)
-	_ controller.DeletionGuard = (*provisioner)(nil)
+	_ controller.BlockProvisioner = (*provisioner)(nil)
+	_ controller.Provisioner      = (*provisioner)(nil)
+	_ controller.Qualifier        = (*provisioner)(nil)
+	_ controller.DeletionGuard    = (*provisioner)(nil)
 )
 
 // ShouldProvision takes the claims that belong to this instance. The
@@ -57,6 +58,11 @@ func (p *provisioner) ShouldProvision(_ context.Context, claim *v1.PersistentVol
 	}
 	return !local || node == ""
 }
+
+// SupportsBlock lets block claims reach the driver, which decides what it
+// supports and, if it refuses, says what to use instead; the library's own
+// refusal ("does not support block volume provisioning") does not.
+func (p *provisioner) SupportsBlock(context.Context) bool { return true }
 
 // ShouldDelete takes the volumes this instance can reach.
 func (p *provisioner) ShouldDelete(_ context.Context, pv *v1.PersistentVolume) bool {
