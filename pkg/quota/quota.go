@@ -40,6 +40,9 @@ func Open(dir string) (*FS, error) {
 	}
 	st, err := f.t.state()
 	switch {
+	case errors.Is(err, unix.ENOSYS), errors.Is(err, unix.ESRCH):
+		// What XFS and ext4 answer when mounted without quotas.
+		return nil, f.unavailable(fmt.Sprintf("%s is not mounted with prjquota (quotactl: %v)", m.FSType, err), f.howTo())
 	case err != nil:
 		return nil, f.unavailable(fmt.Sprintf("quota state of %s: %v", m.FSType, explain(err)), f.howTo())
 	case st.Flags&fsQuotaPDQEnfd == 0 && st.Flags&fsQuotaPDQAcct != 0:

@@ -241,9 +241,9 @@ func TestQuotaUnavailable(t *testing.T) {
 		hint string // the part of the error that says how to fix it
 	}{
 		{kind: quotatest.Tmpfs, hint: "filesystem tmpfs has no project quotas; put it on XFS"},
-		{kind: quotatest.Ext4Plain, hint: "tune2fs -O project -Q prjquota"},
+		{kind: quotatest.Ext4Plain, hint: "ext4 is not mounted with prjquota (quotactl: function not implemented); unmount it, run tune2fs -O project -Q prjquota"},
 		{kind: quotatest.Ext4AcctOnly, hint: "does not enforce limits; run mount -o remount,prjquota"},
-		{kind: quotatest.XFSPlain, hint: "mount it again"},
+		{kind: quotatest.XFSPlain, hint: "xfs is not mounted with prjquota (quotactl: function not implemented); add prjquota"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.kind.Name, func(t *testing.T) {
