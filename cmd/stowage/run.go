@@ -37,6 +37,11 @@ func run(ctx context.Context, cfg config) error {
 				return err
 			}
 			opts.Local = store
+			if q, err := local.NewQuota(store); err != nil {
+				klog.ErrorS(err, "Local volume sizes will not be enforced; see pkg/backend/local/QUOTA.md")
+			} else {
+				opts.Quota = q
+			}
 		}
 	}
 

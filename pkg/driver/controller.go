@@ -118,11 +118,30 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 		}
 		return nil, storeError(err, "create %s", dir)
 	}
+	if id.Backend == volumeid.Local && d.opts.Quota != nil {
+		if err := d.opts.Quota.SetQuota(ctx, dir, size); err != nil {
+			d.undoCreate(ctx, store, dir, existed)
+			return nil, storeError(err, "limit %s to %d bytes", dir, size)
+		}
+	}
 	if existed {
 		klog.InfoS("Adopted an existing directory for a new volume", "volume", req.GetName(), "dir", dir, "at", where(id))
 	}
 	klog.V(2).InfoS("Created volume", "volumeID", id.String(), "bytes", size)
 	return &csi.CreateVolumeResponse{Volume: d.volume(id, size)}, nil
+}
+
+// undoCreate removes what a failed CreateVolume made, so nothing half-made
+// is left behind.
+func (d *Driver) undoCreate(ctx context.Context, store backend.Store, dir string, existed bool) {
+	if !existed {
+		if err := store.RemoveAll(ctx, dir); err != nil {
+			klog.ErrorS(err, "Cleaning up after a failed create", "dir", dir)
+		}
+	}
+	if err := store.RemoveFile(ctx, recordName(dir)); err != nil {
+		klog.ErrorS(err, "Cleaning up the record after a failed create", "dir", dir)
+	}
 }
 
 func (d *Driver) volume(id volumeid.ID, size int64) *csi.Volume {

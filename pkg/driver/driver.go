@@ -40,6 +40,9 @@ type Options struct {
 	NodeID string
 	// Local is the local volume store of this node (node mode only).
 	Local *local.Store
+	// Quota enforces local volume sizes where the base path's filesystem
+	// supports project quotas; nil means sizes are not enforced.
+	Quota backend.Quota
 	// NFS reaches NFS shares in userspace; nil disables the NFS backend's
 	// controller side.
 	NFS NFSStores

@@ -203,6 +203,14 @@ type usage struct{ total, avail, used int64 }
 
 // localUsage walks the volume to count what it holds.
 func (d *Driver) localUsage(ctx context.Context, id volumeid.ID, p string, fsBytes, fsInodes usage) (usage, usage) {
+	if d.opts.Quota != nil {
+		// With a project quota, statfs already reports the volume's limit
+		// as its size; the quota's accounting gives what it holds.
+		if b, n, err := d.opts.Quota.Usage(ctx, id.Dir); err == nil {
+			return usage{total: fsBytes.total, avail: fsBytes.avail, used: b},
+				usage{total: fsInodes.total, avail: fsInodes.avail, used: n}
+		}
+	}
 	var used, files int64
 	_ = filepath.WalkDir(p, func(_ string, e fs.DirEntry, err error) error {
 		if err != nil || ctx.Err() != nil {
