@@ -8,7 +8,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 NFS_ENV := STOWAGE_TEST_NFS_SERVER=127.0.0.1 STOWAGE_TEST_NFS_SHARE=/export STOWAGE_TEST_NFS_DIR=$${STOWAGE_NFS_ROOT:-/tmp/stowage-nfs}/export
 
-.PHONY: build test deps unit sanity chart integration e2e demo down image image-docker bench fuzz clean
+.PHONY: build test deps unit quota sanity chart integration e2e demo down image image-docker bench fuzz clean
 
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/stowage ./cmd/stowage
@@ -18,12 +18,17 @@ deps:
 	test/cluster/install-deps.sh
 	test/cluster/build-binaries.sh
 
-test: deps build unit sanity chart integration e2e
+test: deps build unit quota sanity chart integration e2e
 	@echo "== all tests passed"
 
 unit:
 	go vet ./...
 	go test -count=1 ./pkg/... ./cmd/...
+
+# quota: local size enforcement on real XFS and ext4 with project quotas. This machine's kernel has no
+# quota support, so the tests run under a user-mode Linux kernel (see pkg/quota/testdata/uml-test.sh).
+quota:
+	sh pkg/quota/testdata/uml-test.sh
 
 # sanity: csi-sanity against both backends plus the NFS backend's own tests, on a real NFS-Ganesha;
 # node-side NFS mounts go through the test-only mount.nfs inside a private mount namespace.

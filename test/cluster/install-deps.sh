@@ -9,7 +9,8 @@ pkgs=(
   openssl jq curl socat util-linux iproute2                 # PKI, OCI image archives, health checks, nsenter/unshare
   busybox-static                                            # the static busybox image
   nfs-ganesha nfs-ganesha-vfs rpcbind nfs-common libnfs-utils  # the test NFS server (test/nfs), nfs-ls/nfs-cp
-  xfsprogs                                                  # project quotas for local volumes
+  xfsprogs e2fsprogs user-mode-linux                        # project quotas for local volumes (tested under UML)
+  gettext-base make                                         # envsubst for the examples; make
 )
 
 missing=()
