@@ -1,0 +1,138 @@
+// Command bulk measures claim binding on a real control plane: N claims
+// created at once (16 parallel creators), or claims one at a time, against
+// Stowage's provisioner ("dyn" modes) or against the floor of the PV
+// controller binding pre-made PVs with no provisioner ("floor" modes). It
+// also populates PVs for the memory benchmark and samples a process's CPU
+// time and peak RSS from /proc.
+//
+//	bulk -mode floor|dyn -n N           N claims at once; floor pre-creates N PVs first
+//	bulk -mode seq-floor|seq-dyn -n 20  one claim at a time; seq-floor follows each claim with a PV pre-bound to it
+//	bulk -mode populate -n N            N PVs of csi.stowage.io, for the memory benchmark
+//	bulk -mode nfs-cleanup              remove what dyn runs left in the export (directories and records)
+//
+// Results go to -out as JSON; test/bench/run.sh drives it.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+)
+
+type options struct {
+	kubeconfig string
+	mode       string
+	n          int
+	workers    int
+	namespace  string
+	class      string
+	setting    string
+	pid        int
+	out        string
+	nfsServer  string
+	nfsShare   string
+	subDir     string
+	exportDir  string
+	timeout    time.Duration
+}
+
+// Result is one run, as written to JSON.
+type Result struct {
+	Mode    string `json:"mode"`
+	N       int    `json:"n"`
+	Setting string `json:"setting"` // e.g. "kcm 20/30"
+	Date    string `json:"date"`
+	// AllBoundS: from the first claim's create call to the last claim seen Bound.
+	AllBoundS float64 `json:"all_bound_s,omitempty"`
+	// PVCreateS (floor): time to create the N PVs and see them Available, before the clock starts.
+	PVCreateS float64 `json:"pv_create_s,omitempty"`
+	// LatenciesS: per claim, from just before its create call to its Bound phase seen by a watch.
+	LatenciesS []float64 `json:"latencies_s,omitempty"`
+	P50S       float64   `json:"p50_s,omitempty"`
+	P99S       float64   `json:"p99_s,omitempty"`
+	MaxS       float64   `json:"max_s,omitempty"`
+	Bound      int       `json:"bound"`
+	// Controller process (-pid), over the measured interval.
+	Proc *ProcStats `json:"controller,omitempty"`
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the bench control plane")
+	flag.StringVar(&o.mode, "mode", "floor", "floor, dyn, seq-floor, seq-dyn, populate, nfs-cleanup")
+	flag.IntVar(&o.n, "n", 10, "number of claims (or PVs for populate)")
+	flag.IntVar(&o.workers, "workers", 16, "parallel creators")
+	flag.StringVar(&o.namespace, "namespace", "bench", "namespace of the claims (created if missing)")
+	flag.StringVar(&o.class, "class", "", "StorageClass name (default: bench-floor for floor modes, bench-nfs otherwise)")
+	flag.StringVar(&o.setting, "setting", "", "label of the control-plane setting, copied into the result")
+	flag.IntVar(&o.pid, "pid", 0, "controller PID whose CPU time and peak RSS to report (0: none)")
+	flag.StringVar(&o.out, "out", "", "result JSON file (default stdout)")
+	flag.StringVar(&o.nfsServer, "nfs-server", "127.0.0.1", "NFS server for the Stowage class")
+	flag.StringVar(&o.nfsShare, "nfs-share", "/export", "NFS share for the Stowage class")
+	flag.StringVar(&o.subDir, "subdir", "stowage-bench", "directory under the share that holds the bench's volumes")
+	flag.StringVar(&o.exportDir, "export-dir", "", "nfs-cleanup: the local directory behind the share")
+	flag.DurationVar(&o.timeout, "timeout", 20*time.Minute, "give up after this long")
+	klog.InitFlags(nil)
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "bulk:", err)
+		os.Exit(1)
+	}
+}
+
+func run(o options) error {
+	if o.mode == "nfs-cleanup" {
+		return cleanNFS(o.exportDir, o.subDir)
+	}
+	if o.class == "" {
+		o.class = "bench-nfs"
+		if o.mode == "floor" || o.mode == "seq-floor" {
+			o.class = "bench-floor"
+		}
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", o.kubeconfig)
+	if err != nil {
+		return err
+	}
+	// The tool must never be the bottleneck.
+	rc.QPS, rc.Burst = 2000, 4000
+	rc.UserAgent = "stowage-bench"
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+	b := &bench{o: o, client: client}
+	var res *Result
+	switch o.mode {
+	case "floor", "dyn":
+		res, err = b.bulk(ctx)
+	case "seq-floor", "seq-dyn":
+		res, err = b.sequential(ctx)
+	case "populate":
+		res, err = b.populate(ctx)
+	default:
+		return fmt.Errorf("unknown -mode %q", o.mode)
+	}
+	if err != nil {
+		return err
+	}
+	res.Mode, res.N, res.Setting, res.Date = o.mode, o.n, o.setting, time.Now().UTC().Format(time.RFC3339)
+	data, err := json.MarshalIndent(res, "", " ")
+	if err != nil {
+		return err
+	}
+	if o.out == "" {
+		_, err = os.Stdout.Write(append(data, '\n'))
+		return err
+	}
+	return os.WriteFile(o.out, append(data, '\n'), 0o644)
+}
