@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# test/bench/run.sh — the benchmarks behind docs/benchmarks.md. Every figure is paired with a floor
+# measured in the same run, because this machine is shared and absolute times are noisy.
+#
+#   test/bench/run.sh [--parts=csi,bulk,seq,scrub,memory,plot] [--sizes=10,100,1000]
+#                     [--settings=20/30,200/400] [--out=docs/bench]
+#
+# Parts:
+#   csi     Go benchmarks of the CSI services over their gRPC socket (pkg/driver/driver_bench_test.go),
+#           inside a private mount namespace, on /tmp (ext4) and on /dev/shm (tmpfs) -> csi-*.txt
+#   bulk    N claims at once, Stowage NFS provisioner vs the PV controller binding pre-made PVs, on a fresh
+#           control plane per run, per kube-controller-manager qps/burst setting -> bulk-*.json
+#   seq     20 claims one at a time, vs a claim followed at once by a PV pre-bound to it -> seq-*.json
+#   scrub   ScrubVolume vs rm -rf (local) and vs go-nfs-client RemoveAll (NFS) -> scrub-*.json
+#   memory  controller RSS with 0, 1,000 and 10,000 Stowage PVs in the cluster -> memory.json
+#   plot    PNGs and summary.md from the results (test/bench/plot, its own module for gonum/plot)
+# Env: STOWAGE_BENCH_DIR (scratch, default /tmp/stowage-bench), STOWAGE_CP_DIR/STOWAGE_CP_PORT (default
+# /tmp/stowage-bench-cp, 18443: apart from the integration tests' 17443 and the cluster's 6443),
+# SCRUB_FILES (default 1000,10000,100000), NFS_SCRUB_FILES (default 1000,10000), BENCHTIME (default 2s).
+# Needs root (bind mounts, /proc/<pid>/clear_refs), the Kubernetes binaries (test/cluster) and
+# NFS-Ganesha (test/nfs/ganesha.sh; a running one is reused and left running).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+parts=csi,bulk,seq,scrub,memory,plot
+sizes=10,100,1000
+settings=20/30,200/400
+out=$root/docs/bench
+for a in "$@"; do
+  case $a in
+    --parts=*) parts=${a#*=} ;;
+    --sizes=*) sizes=${a#*=} ;;
+    --settings=*) settings=${a#*=} ;;
+    --out=*) out=${a#*=} ;;
+    *) echo "usage: $0 [--parts=csi,bulk,seq,scrub,memory,plot] [--sizes=10,100,1000] [--settings=20/30,200/400] [--out=DIR]" >&2; exit 2 ;;
+  esac
+done
+work=${STOWAGE_BENCH_DIR:-/tmp/stowage-bench}
+export STOWAGE_CP_DIR=${STOWAGE_CP_DIR:-/tmp/stowage-bench-cp} STOWAGE_CP_PORT=${STOWAGE_CP_PORT:-18443}
+mkdir -p "$work/bin" "$work/logs" "$out"
+out=$(cd "$out" && pwd)
+has() { case ",$parts," in *",$1,"*) return 0 ;; esac; return 1; }
+log() { echo "[bench $(date +%H:%M:%S)] $*" >&2; }
+
+cd "$root"
+log "building"
+CGO_ENABLED=0 go build -o "$work/bin/stowage" ./cmd/stowage
+go build -o "$work/bin/bulk" ./test/bench/bulk
+go build -o "$work/bin/scrub" ./test/bench/scrub
+go test -c -o "$work/bin/driver.test" ./pkg/driver/
+
+# The machine, for the report.
+{
+  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "nproc: $(nproc)"
+  echo "memory: $(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+  echo "kernel: $(uname -r)"
+  echo "cpu: $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)"
+  echo "go: $(go env GOVERSION)"
+  echo "commit: $(git rev-parse --short HEAD)"
+  echo "loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+} >"$out/machine-$(echo "$parts" | tr , -).txt"
+
+# NFS: reuse a running ganesha, else start one and stop it at the end.
+started_ganesha=
+nfs_export=
+ensure_nfs() {
+  [ -n "$nfs_export" ] && return 0
+  if ! pgrep -x ganesha.nfsd >/dev/null; then started_ganesha=1; fi
+  nfs_export=$(test/nfs/ganesha.sh start)
+}
+ctl_pid=
+stop_controller() {
+  if [ -n "$ctl_pid" ]; then
+    kill "$ctl_pid" 2>/dev/null || true
+    wait "$ctl_pid" 2>/dev/null || true
+    ctl_pid=
+  fi
+}
+cp_down() { test/cluster/control-plane.sh down >/dev/null 2>&1 || true; }
+cleanup() {
+  stop_controller
+  cp_down
+  [ -n "$started_ganesha" ] && test/nfs/ganesha.sh stop >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+# cp_up QPS BURST — a fresh control plane (new etcd) with that kube-controller-manager client limit.
+kubeconfig=
+cp_up() {
+  cp_down
+  kubeconfig=$(KCM_QPS=$1 KCM_BURST=$2 test/cluster/control-plane.sh up 2>"$work/logs/cp-up.log")
+}
+# start_controller LOG — the real `stowage controller` as a process, as in test/integration/run.sh.
+start_controller() {
+  "$work/bin/stowage" controller --kubeconfig="$kubeconfig" --endpoint="unix://$work/controller.sock" \
+    --leader-elect=false --health-addr=127.0.0.1:19808 >"$1" 2>&1 &
+  ctl_pid=$!
+  for _ in $(seq 240); do
+    grep -q 'Started provisioner controller' "$1" && return 0
+    kill -0 "$ctl_pid" 2>/dev/null || break
+    sleep 0.25
+  done
+  log "controller did not start; see $1"
+  return 1
+}
+
+if has csi; then
+  ensure_nfs
+  bt=${BENCHTIME:-2s}
+  mkdir -p "$work/tmp" /dev/shm/stowage-bench
+  for fs in ext4:"$work/tmp" tmpfs:/dev/shm/stowage-bench; do
+    name=${fs%%:*} dir=${fs#*:}
+    log "csi benchmarks on $name ($dir)"
+    # A private mount namespace: the bind mounts never reach the host's table.
+    (cd "$work" && TMPDIR=$dir STOWAGE_TEST_NFS_SERVER=127.0.0.1 STOWAGE_TEST_NFS_SHARE=/export \
+      unshare --mount --propagation private "$work/bin/driver.test" -test.run '^$' -test.bench . \
+      -test.benchtime "$bt" -test.count 3 2>"$work/logs/csi-$name.err") | tee "$out/csi-$name.txt" >&2
+  done
+  echo "cd $work && TMPDIR=<dir> STOWAGE_TEST_NFS_SERVER=127.0.0.1 unshare --mount --propagation private bin/driver.test -test.run '^\$' -test.bench . -test.benchtime $bt -test.count 3" >"$out/csi-command.txt"
+fi
+
+# bulk_run MODE N QPS BURST — one measured run on a fresh control plane.
+bulk_run() {
+  local mode=$1 n=$2 qps=$3 burst=$4 pidarg=()
+  local res="$out/$5"
+  cp_up "$qps" "$burst"
+  if [ "${mode#seq-}" = dyn ]; then
+    start_controller "$work/logs/controller-$mode-$n-$qps.log"
+    pidarg=(-pid "$ctl_pid")
+  fi
+  log "$mode N=$n kcm $qps/$burst"
+  "$work/bin/bulk" -kubeconfig "$kubeconfig" -mode "$mode" -n "$n" -namespace "bench-$mode" \
+    -setting "kcm $qps/$burst" "${pidarg[@]}" -out "$res" -timeout 30m
+  jq -c '{mode,n,setting,all_bound_s,p50_s,p99_s,controller:(.controller|if . then {cpu_s,vmhwm_kib} else null end)}' "$res" >&2
+  stop_controller
+  cp_down
+  "$work/bin/bulk" -mode nfs-cleanup -export-dir "$nfs_export" -subdir stowage-bench
+}
+
+if has bulk || has seq; then
+  ensure_nfs
+  for s in ${settings//,/ }; do
+    qps=${s%/*} burst=${s#*/}
+    if has bulk; then
+      for n in ${sizes//,/ }; do
+        for mode in floor dyn; do bulk_run "$mode" "$n" "$qps" "$burst" "bulk-$mode-$n-kcm$qps.json"; done
+      done
+    fi
+    if has seq; then
+      for mode in seq-floor seq-dyn; do bulk_run "$mode" 20 "$qps" "$burst" "$mode-kcm$qps.json"; done
+    fi
+  done
+fi
+
+if has scrub; then
+  ensure_nfs
+  files=${SCRUB_FILES:-1000,10000,100000}
+  for n in ${files//,/ }; do
+    {
+      log "scrub local, $n files + 3 x 64 MiB"
+      rm -rf "$work/scrub"
+      "$work/bin/scrub" -backend local -dir "$work/scrub" -files "$n" -large 3 -large-mib 64 -rounds 2 -out "$out/scrub-local-$n.json"
+      jq -c '{backend,files,scrub_s,floor_s}' "$out/scrub-local-$n.json" >&2
+    }
+  done
+  rm -rf "$work/scrub"
+  files=${NFS_SCRUB_FILES:-1000,10000}
+  for n in ${files//,/ }; do
+    {
+      log "scrub nfs, $n files + 3 x 64 MiB"
+      "$work/bin/scrub" -backend nfs -export-dir "$nfs_export" -files "$n" -large 3 -large-mib 64 -rounds 2 -out "$out/scrub-nfs-$n.json"
+      jq -c '{backend,files,scrub_s,floor_s}' "$out/scrub-nfs-$n.json" >&2
+    }
+  done
+fi
+
+# memory_point N — start the controller against a cluster holding N Stowage PVs, let its informers
+# sync, settle 10 s, read /proc/<pid>/status.
+memory_point() {
+  local n=$1 lg="$work/logs/controller-memory-$1.log" t0 t1
+  t0=$(date +%s.%N)
+  start_controller "$lg"
+  t1=$(date +%s.%N)
+  sleep 10
+  local rss hwm
+  rss=$(awk '/^VmRSS/{print $2}' "/proc/$ctl_pid/status")
+  hwm=$(awk '/^VmHWM/{print $2}' "/proc/$ctl_pid/status")
+  log "memory: $n PVs: VmRSS $((rss / 1024)) MiB, VmHWM $((hwm / 1024)) MiB"
+  printf '{"pvs": %d, "vmrss_kib": %d, "vmhwm_kib": %d, "start_to_synced_s": %.2f}' "$n" "$rss" "$hwm" "$(echo "$t1 - $t0" | bc -l)"
+  stop_controller
+}
+
+if has memory; then
+  ensure_nfs
+  cp_up 200 400
+  points=()
+  have=0
+  for n in 0 1000 10000; do
+    if [ "$n" -gt "$have" ]; then
+      log "populating $n PVs"
+      "$work/bin/bulk" -kubeconfig "$kubeconfig" -mode populate -n "$n" -out "$work/logs/populate-$n.json"
+      have=$n
+    fi
+    points+=("$(memory_point "$n")")
+  done
+  (IFS=,; echo "[${points[*]}]") | jq . >"$out/memory.json"
+  cp_down
+fi
+
+if has plot; then
+  log "plotting"
+  (cd test/bench/plot && go run . -dir "$out")
+fi
+log "done; results in $out"
