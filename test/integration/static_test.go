@@ -42,11 +42,12 @@ func (h *harness) staticPV(b backend, dir string, policy v1.PersistentVolumeRecl
 			MatchExpressions: []v1.NodeSelectorRequirement{{Key: nodeTopo, Operator: v1.NodeSelectorOpIn, Values: []string{b.node}}},
 		}}}}
 	}
-	out, err := h.c.CoreV1().PersistentVolumes().Create(h.ctx, pv, metav1.CreateOptions{})
-	if err != nil {
+	if _, err := h.c.CoreV1().PersistentVolumes().Create(h.ctx, pv, metav1.CreateOptions{}); err != nil {
 		h.t.Fatalf("create static PV: %v", err)
 	}
-	return out
+	// Once the PV controller has seen the PV, a new claim finds it at once
+	// instead of at the controller's next periodic sync.
+	return h.waitPVPhase(pv.Name, v1.VolumeAvailable)
 }
 
 // staticClass is a class name no StorageClass object has: Kubernetes then
@@ -144,14 +145,15 @@ func TestRecycleChecksClaimUID(t *testing.T) {
 			dir := filepath.Join(h.backendRoot(b), rel)
 			writeTree(t, dir, sample)
 			pv := h.staticPV(b, rel, v1.PersistentVolumeReclaimRecycle)
-			h.staticClaim(b, "reuse", rel)
-			h.waitBound("reuse")
+			name := b.name + "-reuse"
+			h.staticClaim(b, name, rel)
+			h.waitBound(name)
 
 			recycler := h.procs[i] // the process that owns this backend
 			recycler.stop()
-			h.deleteClaim("reuse")
+			h.deleteClaim(name)
 			// Same name, another class: it must not bind the old PV.
-			h.claim("reuse", nil, "", "1Gi", []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce}, func(c *v1.PersistentVolumeClaim) {
+			h.claim(name, nil, "", "1Gi", []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce}, func(c *v1.PersistentVolumeClaim) {
 				other := h.id + "-nothing"
 				c.Spec.StorageClassName = &other
 			})
@@ -160,8 +162,8 @@ func TestRecycleChecksClaimUID(t *testing.T) {
 			if got := readTree(t, dir); got == nil || len(got) != 0 {
 				t.Errorf("volume holds %v after the recycle, want an empty directory", got)
 			}
-			if err := h.c.CoreV1().PersistentVolumeClaims(h.ns).Delete(h.ctx, "reuse", metav1.DeleteOptions{}); err != nil {
-				t.Fatal(err)
+			if pvc, err := h.getClaim(name); err != nil || pvc.Status.Phase != v1.ClaimPending {
+				t.Errorf("the new claim of the same name: %v, phase %v; want it Pending, untouched", err, pvc.Status.Phase)
 			}
 		})
 	}
