@@ -93,7 +93,7 @@ cp_up() {
 # start_controller LOG — the real `stowage controller` as a process, as in test/integration/run.sh.
 start_controller() {
   "$work/bin/stowage" controller --kubeconfig="$kubeconfig" --endpoint="unix://$work/controller.sock" \
-    --leader-elect=false --health-addr=127.0.0.1:19808 >"$1" 2>&1 &
+    --leader-elect=false --health-addr= >"$1" 2>&1 &
   ctl_pid=$!
   for _ in $(seq 240); do
     grep -q 'Started provisioner controller' "$1" && return 0
