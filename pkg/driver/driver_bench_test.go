@@ -6,6 +6,7 @@ package driver_test
 //	BenchmarkFloorEmptyCall       Identity/Probe on the same kind of socket: gRPC + framing only
 //	BenchmarkFloorMkdirRmdir      os.Mkdir + os.Remove in the same filesystem
 //	BenchmarkFloorMountUmount     mount(2) MS_BIND + umount2(2), no fork
+//	BenchmarkFloorMountUmountExec mount(8) --bind + umount(8), as k8s.io/mount-utils does it
 //	BenchmarkFloorNFSMkdirRmdir   the userspace NFS client's Mkdir + RemoveAll
 //	BenchmarkCreateDeleteLocal    CreateVolume + DeleteVolume, local backend
 //	BenchmarkCreateDeleteLocalInProcess  the same two methods called directly, no gRPC
@@ -20,6 +21,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync/atomic"
 	"syscall"
@@ -209,6 +211,28 @@ func BenchmarkFloorMountUmount(b *testing.B) {
 		}
 		if err := syscall.Unmount(target, 0); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkFloorMountUmountExec is the same bind mount through mount(8) and
+// umount(8), which is how k8s.io/mount-utils mounts: the floor for any
+// driver built on it.
+func BenchmarkFloorMountUmountExec(b *testing.B) {
+	needRoot(b)
+	dir := b.TempDir()
+	src, target := filepath.Join(dir, "src"), filepath.Join(dir, "target")
+	for _, d := range []string{src, target} {
+		if err := os.Mkdir(d, 0o750); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		if out, err := exec.Command("mount", "--bind", src, target).CombinedOutput(); err != nil {
+			b.Fatalf("mount: %v: %s", err, out)
+		}
+		if out, err := exec.Command("umount", target).CombinedOutput(); err != nil {
+			b.Fatalf("umount: %v: %s", err, out)
 		}
 	}
 }
