@@ -166,6 +166,9 @@ func csiTable(dir string, md *strings.Builder) error {
 		}
 		if v, ok := r["PublishUnpublish"]; ok {
 			row("NodePublish+NodeUnpublish local (bind mount)", "mount(2)+umount2(2)", r["FloorMountUmount"], v, "", nil)
+			if e, ok := r["FloorMountUmountExec"]; ok {
+				row("NodePublish+NodeUnpublish local (bind mount)", "mount(8)+umount(8) exec", e, v, "", nil)
+			}
 		}
 		md.WriteString("\n")
 	}
@@ -193,7 +196,7 @@ func bulkPart(dir string, md *strings.Builder) error {
 	cdf.X.Label.Text = "seconds"
 	cdf.Y.Label.Text = "fraction of claims Bound"
 	cdf.Legend.Top, cdf.Legend.Left = false, false
-	ci := 0
+	ci, totLines := 0, 0
 	for si, qps := range settings {
 		burst := map[string]string{"20": "30", "200": "400"}[qps]
 		for mi, mode := range []string{"floor", "dyn"} {
@@ -239,6 +242,7 @@ func bulkPart(dir string, md *strings.Builder) error {
 					l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
 				}
 				tot.Add(l, p)
+				totLines++
 				tot.Legend.Add(fmt.Sprintf("%s, kcm %s/%s", label(mode), qps, burst), l, p)
 			}
 		}
@@ -270,8 +274,14 @@ func bulkPart(dir string, md *strings.Builder) error {
 		}
 	}
 	md.WriteString("\n![total time vs N](bench/total-vs-n.png)\n\n![latency distribution](bench/latency-cdf.png)\n\n")
-	if err := tot.Save(7*vg.Inch, 4.5*vg.Inch, filepath.Join(dir, "total-vs-n.png")); err != nil {
-		return err
+	if totLines > 0 {
+		fixLogRange(tot)
+		if err := tot.Save(7*vg.Inch, 4.5*vg.Inch, filepath.Join(dir, "total-vs-n.png")); err != nil {
+			return err
+		}
+	}
+	if ci == 0 {
+		return nil
 	}
 	return cdf.Save(7*vg.Inch, 4.5*vg.Inch, filepath.Join(dir, "latency-cdf.png"))
 }
@@ -316,6 +326,7 @@ func scrubPart(dir string, md *strings.Builder) error {
 	p.X.Scale, p.Y.Scale = plot.LogScale{}, plot.LogScale{}
 	p.X.Tick.Marker, p.Y.Tick.Marker = plot.LogTicks{Prec: -1}, plot.LogTicks{Prec: -1}
 	p.Legend.Top, p.Legend.Left = true, true
+	lines := 0
 	for bi, b := range []string{"local", "nfs"} {
 		matches, _ := filepath.Glob(filepath.Join(dir, "scrub-"+b+"-*.json"))
 		var rs []scrubResult
@@ -351,9 +362,14 @@ func scrubPart(dir string, md *strings.Builder) error {
 			}
 			p.Add(l, pt)
 			p.Legend.Add(name, l, pt)
+			lines++
 		}
 	}
 	md.WriteString("\n![scrub time vs files](bench/scrub-vs-files.png)\n\n")
+	if lines == 0 {
+		return nil
+	}
+	fixLogRange(p)
 	return p.Save(7*vg.Inch, 4.5*vg.Inch, filepath.Join(dir, "scrub-vs-files.png"))
 }
 
@@ -376,4 +392,18 @@ func memoryTable(dir string, md *strings.Builder) error {
 	}
 	md.WriteString("\n")
 	return nil
+}
+
+// fixLogRange widens log axes that a single point would collapse to zero
+// or below, which the log scale refuses.
+func fixLogRange(p *plot.Plot) {
+	for _, a := range []*plot.Axis{&p.X, &p.Y} {
+		if a.Min <= 0 || a.Min == a.Max {
+			lo, hi := a.Min, a.Max
+			if lo <= 0 {
+				lo = hi / 10
+			}
+			a.Min, a.Max = lo/1.5, hi*1.5
+		}
+	}
 }
