@@ -35,6 +35,9 @@ func TestProvisioningFailures(t *testing.T) {
 		h.claim("no-server", h.nfsClass("no-server", map[string]string{"server": "127.0.0.2"}), "", "64Mi", rwo)
 		cases = append(cases, failure{claim: "no-server", wants: []string{"127.0.0.2"}})
 
+		h.claim("no-share", h.nfsClass("no-share", map[string]string{"share": "/nope"}), "", "64Mi", rwo)
+		cases = append(cases, failure{claim: "no-share", wants: []string{"/nope"}})
+
 		block := v1.PersistentVolumeBlock
 		h.claim("block", h.nfsClass("block", nil), "", "64Mi", rwo, func(c *v1.PersistentVolumeClaim) { c.Spec.VolumeMode = &block })
 		cases = append(cases, failure{claim: "block", wants: []string{"block", "volumeMode: Filesystem"}})
