@@ -99,6 +99,9 @@ func kubeClient(cfg config) (kubernetes.Interface, error) {
 	rc.QPS = float32(cfg.qps)
 	rc.Burst = cfg.burst
 	rc.UserAgent = "stowage/" + version
+	// The API server warns on every write of a Recycle PV that the policy is
+	// deprecated; once is enough.
+	rc.WarningHandler = rest.NewWarningWriter(os.Stderr, rest.WarningWriterOptions{Deduplicate: true})
 	return kubernetes.NewForConfig(rc)
 }
 

@@ -80,6 +80,9 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 	if err != nil {
 		return nil, storeError(err, "read the record of %s", dir)
 	}
+	if rec != nil && rec.Retained {
+		rec = nil // kept by an earlier delete; adopted below like any existing directory
+	}
 	if rec != nil {
 		if rec.Name != req.GetName() {
 			return nil, status.Errorf(codes.AlreadyExists,
@@ -194,16 +197,26 @@ func (d *Driver) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest)
 	if err != nil {
 		return nil, storeError(err, "read the record of %s", id.Dir)
 	}
-	if rec == nil {
-		// Already deleted, or never made by Stowage (a static volume): its
-		// data is not ours to remove.
-		klog.V(2).InfoS("No record for volume; nothing to delete", "volumeID", id.String())
+	switch {
+	case rec == nil:
+		// Not made by Stowage: a static PV an admin pointed at a directory
+		// and gave reclaim policy Delete, which asks for the data to go. A
+		// retried delete finds nothing and succeeds.
+		if err := store.RemoveAll(ctx, id.Dir); err != nil {
+			return nil, storeError(err, "remove %s", id.Dir)
+		}
+		klog.InfoS("Deleted the directory of a static volume", "volumeID", id.String())
 		return &csi.DeleteVolumeResponse{}, nil
-	}
-	switch rec.OnDelete {
-	case params.DeleteRetain:
+	case rec.Retained:
+		return &csi.DeleteVolumeResponse{}, nil
+	case rec.OnDelete == params.DeleteRetain:
+		rec.Retained = true
+		if err := writeRecord(ctx, store, rec); err != nil {
+			return nil, storeError(err, "mark %s as retained", id.Dir)
+		}
 		klog.InfoS("Keeping the directory of a deleted volume (onDelete=retain)", "volumeID", id.String())
-	case params.DeleteArchive:
+		return &csi.DeleteVolumeResponse{}, nil
+	case rec.OnDelete == params.DeleteArchive:
 		archived := path.Join(path.Dir(id.Dir), fmt.Sprintf("archived-%s-%s", time.Now().UTC().Format("20060102T150405Z"), path.Base(id.Dir)))
 		exists, err := store.Exists(ctx, id.Dir)
 		if err != nil {
@@ -301,6 +314,9 @@ func (d *Driver) store(ctx context.Context, id volumeid.ID) (backend.Store, erro
 		if id.Node != d.opts.NodeID {
 			return nil, status.Errorf(codes.FailedPrecondition,
 				"local volume lives on node %s; this is node %s", id.Node, d.opts.NodeID)
+		}
+		if err := d.ready(); err != nil {
+			return nil, err
 		}
 		return d.opts.Local, nil
 	case volumeid.NFS:

@@ -282,3 +282,53 @@ func TestLocks(t *testing.T) {
 		r()
 	}
 }
+
+func TestDeleteStaticAndRetained(t *testing.T) {
+	d, base := newLocalDriver(t)
+	ctx := context.Background()
+	// A static volume: a directory an admin made, no record.
+	if err := os.MkdirAll(filepath.Join(base, "static", "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: "local#node-a#static"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(base, "static")); !os.IsNotExist(err) {
+		t.Fatalf("static volume with Delete kept its directory: %v", err)
+	}
+	// onDelete=retain: deleted twice, the data stays; then a new volume adopts it.
+	p := map[string]string{"backend": "local", "onDelete": "retain"}
+	vol, err := d.CreateVolume(ctx, createReq("pvc-r", 1, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(base, "pvc-r", "data")
+	if err := os.WriteFile(data, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if _, err := d.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: vol.Volume.VolumeId}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(data); err != nil {
+			t.Fatalf("delete %d of a retained volume removed its data: %v", i+1, err)
+		}
+	}
+	if _, err := d.CreateVolume(ctx, createReq("pvc-r", 1, p)); err != nil {
+		t.Fatalf("adopting a retained directory: %v", err)
+	}
+	if _, err := os.Stat(data); err != nil {
+		t.Fatalf("adoption lost the data: %v", err)
+	}
+}
+
+func TestMissingBasePath(t *testing.T) {
+	d, base := newLocalDriver(t)
+	if err := os.RemoveAll(base); err != nil {
+		t.Fatal(err)
+	}
+	_, err := d.CreateVolume(context.Background(), createReq("pvc-1", 1, map[string]string{"backend": "local"}))
+	if code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "--local-base-path") {
+		t.Fatalf("create with the base path gone: %v", err)
+	}
+}

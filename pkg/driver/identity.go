@@ -38,7 +38,7 @@ func (d *Driver) Ready() error { return d.ready() }
 func (d *Driver) ready() error {
 	if d.opts.Local != nil {
 		if _, err := os.Stat(d.opts.Local.Base()); err != nil {
-			return status.Errorf(codes.FailedPrecondition, "local base path %s is not usable: %v", d.opts.Local.Base(), err)
+			return status.Errorf(codes.FailedPrecondition, "local base path %s is not usable on node %s: %v; check the disk mounted there or the node plugin's --local-base-path", d.opts.Local.Base(), d.opts.NodeID, err)
 		}
 	}
 	return nil

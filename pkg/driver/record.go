@@ -21,6 +21,10 @@ type record struct {
 	Dir      string    `json:"dir"`
 	Capacity int64     `json:"capacityBytes"`
 	OnDelete string    `json:"onDelete"`
+	// Retained marks a volume deleted with onDelete=retain: the directory
+	// stays, and the record stays too, so a retried DeleteVolume knows the
+	// directory was kept on purpose. A new volume may adopt the directory.
+	Retained bool `json:"retained,omitempty"`
 	Created  time.Time `json:"created"`
 }
 
