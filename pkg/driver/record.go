@@ -17,14 +17,14 @@ import (
 // that CreateVolume is idempotent, two volumes never share a directory, and
 // DeleteVolume knows what the class asked it to do.
 type record struct {
-	Name     string    `json:"name"`
-	Dir      string    `json:"dir"`
-	Capacity int64     `json:"capacityBytes"`
-	OnDelete string    `json:"onDelete"`
+	Name     string `json:"name"`
+	Dir      string `json:"dir"`
+	Capacity int64  `json:"capacityBytes"`
+	OnDelete string `json:"onDelete"`
 	// Retained marks a volume deleted with onDelete=retain: the directory
 	// stays, and the record stays too, so a retried DeleteVolume knows the
 	// directory was kept on purpose. A new volume may adopt the directory.
-	Retained bool `json:"retained,omitempty"`
+	Retained bool      `json:"retained,omitempty"`
 	Created  time.Time `json:"created"`
 }
 
