@@ -25,10 +25,15 @@ trap 'rm -f "$values"' EXIT
 # shellcheck disable=SC2016
 envsubst '${STOWAGE_NFS_SERVER} ${STOWAGE_CLUSTER_DIR}' <"$here/values-cluster.yaml" >"$values"
 
+# The image tag is always "dev"; its digest as a pod annotation makes an upgrade after images.sh
+# rebuilt the image restart the pods, which a re-run on a kept cluster (KEEP_CLUSTER=1) relies on.
+digest=$(cut -c1-80 "$STOWAGE_CACHE/images/stowage.digest" 2>/dev/null | tr -cd 'a-z0-9:' || true)
 helm upgrade --install "$RELEASE" "$repo/charts/stowage" \
   --namespace "$NAMESPACE" --create-namespace \
-  --values "$values" "$@" \
-  --wait --timeout 3m
+  --values "$values" \
+  --set-string "controller.podAnnotations.stowage\.io/image=${digest:-unknown}" \
+  --set-string "node.podAnnotations.stowage\.io/image=${digest:-unknown}" \
+  "$@" --wait --timeout 3m
 # --wait returns once the DaemonSet's pods are ready; the node plugin must also have registered with
 # kubelet before a pod can mount anything.
 for _ in $(seq 120); do
