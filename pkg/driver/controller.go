@@ -66,11 +66,7 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 			return nil, err
 		}
 	}
-	store, err := d.store(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	release, err := d.locks.acquire(id.String())
+	store, release, err := d.lockedStore(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -183,11 +179,7 @@ func (d *Driver) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest)
 		klog.InfoS("Delete of a volume ID that is not Stowage's; nothing to do", "volumeID", req.GetVolumeId(), "reason", err)
 		return &csi.DeleteVolumeResponse{}, nil
 	}
-	store, err := d.store(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	release, err := d.locks.acquire(id.String())
+	store, release, err := d.lockedStore(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -246,11 +238,7 @@ func (d *Driver) ScrubVolume(ctx context.Context, volumeID string) error {
 	if err != nil {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
-	store, err := d.store(ctx, id)
-	if err != nil {
-		return err
-	}
-	release, err := d.locks.acquire(id.String())
+	store, release, err := d.lockedStore(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -282,6 +270,24 @@ func (d *Driver) ValidateVolumeCapabilities(ctx context.Context, req *csi.Valida
 	}}, nil
 }
 
+// publishedVolume checks the fields every publish call needs and parses
+// the volume ID; an ID that is not Stowage's names no existing volume.
+func publishedVolume(volumeID, where, whereName string, c *csi.VolumeCapability) (volumeid.ID, error) {
+	switch {
+	case volumeID == "":
+		return volumeid.ID{}, status.Error(codes.InvalidArgument, "volume ID is missing")
+	case where == "":
+		return volumeid.ID{}, status.Errorf(codes.InvalidArgument, "%s is missing", whereName)
+	case c == nil:
+		return volumeid.ID{}, status.Error(codes.InvalidArgument, "volume capability is missing")
+	}
+	id, err := volumeid.Parse(volumeID)
+	if err != nil {
+		return id, status.Errorf(codes.NotFound, "volume %s does not exist: %v", volumeID, err)
+	}
+	return id, checkCapability(id.Backend, c)
+}
+
 // existingVolume parses an ID and checks that its directory is there.
 func (d *Driver) existingVolume(ctx context.Context, volumeID string) (volumeid.ID, error) {
 	id, err := volumeid.Parse(volumeID)
@@ -300,6 +306,20 @@ func (d *Driver) existingVolume(ctx context.Context, volumeID string) (volumeid.
 		return id, status.Errorf(codes.NotFound, "volume %s does not exist: no directory %s on %s", volumeID, id.Dir, where(id))
 	}
 	return id, nil
+}
+
+// lockedStore returns the volume's Store with the volume locked against
+// other operations; the caller must call release.
+func (d *Driver) lockedStore(ctx context.Context, id volumeid.ID) (backend.Store, func(), error) {
+	store, err := d.store(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	release, err := d.locks.acquire(id.String())
+	if err != nil {
+		return nil, nil, err
+	}
+	return store, release, nil
 }
 
 // store returns the Store that holds the volume, or a status error that

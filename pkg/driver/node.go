@@ -43,19 +43,8 @@ func (d *Driver) NodeGetCapabilities(context.Context, *csi.NodeGetCapabilitiesRe
 }
 
 func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
-	switch {
-	case req.GetVolumeId() == "":
-		return nil, status.Error(codes.InvalidArgument, "volume ID is missing")
-	case req.GetTargetPath() == "":
-		return nil, status.Error(codes.InvalidArgument, "target path is missing")
-	case req.GetVolumeCapability() == nil:
-		return nil, status.Error(codes.InvalidArgument, "volume capability is missing")
-	}
-	id, err := volumeid.Parse(req.GetVolumeId())
+	id, err := publishedVolume(req.GetVolumeId(), req.GetTargetPath(), "target path", req.GetVolumeCapability())
 	if err != nil {
-		return nil, status.Errorf(codes.NotFound, "volume %s does not exist: %v", req.GetVolumeId(), err)
-	}
-	if err := checkCapability(id.Backend, req.GetVolumeCapability()); err != nil {
 		return nil, err
 	}
 	target := req.GetTargetPath()

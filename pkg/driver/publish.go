@@ -16,19 +16,8 @@ import (
 // volume to a second node (Multi-Attach). The driver checks that the volume
 // and node exist and that a local volume is asked for on its own node.
 func (d *Driver) ControllerPublishVolume(ctx context.Context, req *csi.ControllerPublishVolumeRequest) (*csi.ControllerPublishVolumeResponse, error) {
-	switch {
-	case req.GetVolumeId() == "":
-		return nil, status.Error(codes.InvalidArgument, "volume ID is missing")
-	case req.GetNodeId() == "":
-		return nil, status.Error(codes.InvalidArgument, "node ID is missing")
-	case req.GetVolumeCapability() == nil:
-		return nil, status.Error(codes.InvalidArgument, "volume capability is missing")
-	}
-	id, err := volumeid.Parse(req.GetVolumeId())
+	id, err := publishedVolume(req.GetVolumeId(), req.GetNodeId(), "node ID", req.GetVolumeCapability())
 	if err != nil {
-		return nil, status.Errorf(codes.NotFound, "volume %s does not exist: %v", req.GetVolumeId(), err)
-	}
-	if err := checkCapability(id.Backend, req.GetVolumeCapability()); err != nil {
 		return nil, err
 	}
 	if d.opts.NodeExists != nil {
