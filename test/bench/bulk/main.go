@@ -89,7 +89,7 @@ func main() {
 
 func run(o options) error {
 	if o.mode == "nfs-cleanup" {
-		return cleanNFS(o.exportDir, o.subDir)
+		return cleanNFS(o.exportDir, o.nfsServer, o.nfsShare, o.subDir)
 	}
 	if o.class == "" {
 		o.class = "bench-nfs"
