@@ -17,6 +17,7 @@ cd "$repo"
 t0=$SECONDS
 step() { echo "== [$((SECONDS - t0))s] $*"; }
 
+# shellcheck disable=SC2317 # called from the EXIT trap
 teardown() {
   local rc=$?
   if [ "${KEEP_CLUSTER:-}" = 1 ]; then
@@ -26,7 +27,7 @@ teardown() {
     test/cluster/down.sh --quiet || echo "run.sh: test/cluster/down.sh failed" >&2
   fi
   step "done: exit $rc"
-  exit $rc
+  exit "$rc"
 }
 trap teardown EXIT
 trap 'exit 130' INT TERM
@@ -63,5 +64,5 @@ if [ "${SKIP_STORAGE_SUITE:-}" != 1 ]; then
   step "External Storage suite"
   test/e2e/storage/run.sh || rc=1
 fi
-[ $rc = 0 ] && step "all passed" || step "FAILED (see above)"
+if [ $rc = 0 ]; then step "all passed"; else step "FAILED (see above)"; fi
 exit $rc
