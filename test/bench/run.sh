@@ -16,7 +16,9 @@
 #   plot    PNGs and summary.md from the results (test/bench/plot, its own module for gonum/plot)
 # Env: STOWAGE_BENCH_DIR (scratch, default /tmp/stowage-bench), STOWAGE_CP_DIR/STOWAGE_CP_PORT (default
 # /tmp/stowage-bench-cp, 18443: apart from the integration tests' 17443 and the cluster's 6443),
-# SCRUB_FILES (default 1000,10000,100000), NFS_SCRUB_FILES (default 1000,10000), BENCHTIME (default 2s).
+# SCRUB_FILES (default 1000,10000,100000), NFS_SCRUB_FILES (default 1000,10000; "none" skips either),
+# BENCHTIME (default 2s), STOWAGE_CONTROLLER_FLAGS (more flags for the measured `stowage controller`)
+# with BULK_TAG (a suffix for the result files of such a run, e.g. -ctlqps300).
 # Needs root (bind mounts, /proc/<pid>/clear_refs), the Kubernetes binaries (test/cluster) and
 # NFS-Ganesha (test/nfs/ganesha.sh; a running one is reused and left running).
 set -euo pipefail
@@ -80,7 +82,7 @@ cp_down() { test/cluster/control-plane.sh down >/dev/null 2>&1 || true; }
 cleanup() {
   stop_controller
   cp_down
-  [ -n "$started_ganesha" ] && test/nfs/ganesha.sh stop >/dev/null 2>&1 || true
+  if [ -n "$started_ganesha" ]; then test/nfs/ganesha.sh stop >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT
 
@@ -93,7 +95,7 @@ cp_up() {
 # start_controller LOG — the real `stowage controller` as a process, as in test/integration/run.sh.
 start_controller() {
   "$work/bin/stowage" controller --kubeconfig="$kubeconfig" --endpoint="unix://$work/controller.sock" \
-    --leader-elect=false --health-addr= >"$1" 2>&1 &
+    --leader-elect=false --health-addr= ${STOWAGE_CONTROLLER_FLAGS:-} >"$1" 2>&1 &
   ctl_pid=$!
   for _ in $(seq 240); do
     grep -q 'Started provisioner controller' "$1" && return 0
@@ -143,11 +145,11 @@ if has bulk || has seq; then
     qps=${s%/*} burst=${s#*/}
     if has bulk; then
       for n in ${sizes//,/ }; do
-        for mode in floor dyn; do bulk_run "$mode" "$n" "$qps" "$burst" "bulk-$mode-$n-kcm$qps.json"; done
+        for mode in floor dyn; do bulk_run "$mode" "$n" "$qps" "$burst" "bulk-$mode-$n-kcm$qps${BULK_TAG:-}.json"; done
       done
     fi
     if has seq; then
-      for mode in seq-floor seq-dyn; do bulk_run "$mode" 20 "$qps" "$burst" "$mode-kcm$qps.json"; done
+      for mode in seq-floor seq-dyn; do bulk_run "$mode" 20 "$qps" "$burst" "$mode-kcm$qps${BULK_TAG:-}.json"; done
     fi
   done
 fi
@@ -155,6 +157,7 @@ fi
 if has scrub; then
   ensure_nfs
   files=${SCRUB_FILES:-1000,10000,100000}
+  [ "$files" = none ] && files=
   for n in ${files//,/ }; do
     {
       log "scrub local, $n files + 3 x 64 MiB"
@@ -165,6 +168,7 @@ if has scrub; then
   done
   rm -rf "$work/scrub"
   files=${NFS_SCRUB_FILES:-1000,10000}
+  [ "$files" = none ] && files=
   for n in ${files//,/ }; do
     {
       log "scrub nfs, $n files + 3 x 64 MiB"

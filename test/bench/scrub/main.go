@@ -205,18 +205,20 @@ func benchNFS(t tree, exportDir, server, share string, rounds int, res *Result) 
 		return err
 	}
 	ctx := context.Background()
-	id := volumeid.ID{Backend: volumeid.NFS, Server: server, Share: share, Dir: "stowage-bench-scrub/pvc-scrub"}
-	vol := filepath.Join(exportDir, id.Dir)
-	floorRel := "stowage-bench-scrub/floor-tree"
-	floorDir := filepath.Join(exportDir, floorRel)
-
 	target, closeTarget, err := rawTarget(server, share)
 	if err != nil {
 		return err
 	}
 	defer closeTarget()
-	defer os.RemoveAll(filepath.Join(exportDir, "stowage-bench-scrub"))
 	for r := 0; r < rounds; r++ {
+		// Fresh names every round: the tree is built behind the server's
+		// back (locally, which is fast), and NFS-Ganesha would answer a
+		// reused name from its cache with a stale handle.
+		base := fmt.Sprintf("stowage-bench-scrub-%d-%d-%d", os.Getpid(), time.Now().Unix(), r)
+		id := volumeid.ID{Backend: volumeid.NFS, Server: server, Share: share, Dir: base + "/pvc-scrub"}
+		vol := filepath.Join(exportDir, id.Dir)
+		floorRel := base + "/floor-tree"
+		floorDir := filepath.Join(exportDir, floorRel)
 		if err := os.MkdirAll(vol, 0o777); err != nil {
 			return err
 		}
@@ -246,6 +248,9 @@ func benchNFS(t tree, exportDir, server, share string, rounds int, res *Result) 
 			return fmt.Errorf("the client's RemoveAll left %s behind (%v)", floorDir, err)
 		}
 		res.FloorS = append(res.FloorS, f)
+		if err := target.RemoveAll(base); err != nil {
+			return fmt.Errorf("remove %s: %w", base, err)
+		}
 	}
 	return nil
 }
