@@ -57,7 +57,14 @@ live_pids() {
 	done
 }
 
-port_in_use() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
+# port_in_use PORT: something listens on PORT at our bind address or on a
+# wildcard. Servers on other addresses may coexist (the test cluster's, on the
+# host IP, next to a test run's on 127.0.0.1): both use the same fixed ports,
+# so rpcbind's answer is right for either.
+port_in_use() {
+	ss -Hltn "sport = :$1" 2>/dev/null | awk '{print $4}' | sed 's/^\[::ffff:\(.*\)\]/\1/; s/:[0-9]*$//' |
+		grep -qxE "$BIND|0\.0\.0\.0|\*|\[::\]|::"
+}
 
 # answers: the export lists over NFSv3, which needs rpcbind and MOUNT too.
 answers() { timeout 5 nfs-ls "nfs://$PROBE$PSEUDO" >/dev/null 2>&1; }
