@@ -194,10 +194,16 @@ func (d *Driver) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest)
 		// Not made by Stowage: a static PV an admin pointed at a directory
 		// and gave reclaim policy Delete, which asks for the data to go. A
 		// retried delete finds nothing and succeeds.
-		if err := store.RemoveAll(ctx, id.Dir); err != nil {
-			return nil, storeError(err, "remove %s", id.Dir)
+		exists, err := store.Exists(ctx, id.Dir)
+		if err != nil {
+			return nil, storeError(err, "check %s", id.Dir)
 		}
-		klog.InfoS("Deleted the directory of a static volume", "volumeID", id.String())
+		if exists {
+			if err := store.RemoveAll(ctx, id.Dir); err != nil {
+				return nil, storeError(err, "remove %s", id.Dir)
+			}
+			klog.InfoS("Deleted the directory of a static volume", "volumeID", id.String())
+		}
 		return &csi.DeleteVolumeResponse{}, nil
 	case rec.Retained:
 		return &csi.DeleteVolumeResponse{}, nil

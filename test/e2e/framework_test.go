@@ -256,8 +256,31 @@ func (e *env) apply(t *testing.T, ns, rel string) []runtime.Object {
 	objs := decode(t, e.readExample(t, rel))
 	for _, obj := range objs {
 		e.create(t, ns, obj)
+		if pvc, ok := obj.(*corev1.PersistentVolumeClaim); ok && e.bindsAtOnce(t, pvc) {
+			// A pod created while its Immediate claim is still Pending fails to schedule, and
+			// this cluster's kube-scheduler (v1.34) was seen not to retry it when the claim
+			// bound a few milliseconds later, only at its 5-minute flush of unschedulable pods.
+			// Waiting for Bound here, as a user would with `kubectl wait`, keeps the tests
+			// about Stowage.
+			e.waitBound(t, ns, pvc.Name)
+		}
 	}
 	return objs
+}
+
+// bindsAtOnce reports whether a claim is bound without waiting for a pod: its class binds
+// Immediately, or it names no provisioner's class (a static PV).
+func (e *env) bindsAtOnce(t *testing.T, pvc *corev1.PersistentVolumeClaim) bool {
+	t.Helper()
+	name := pvc.Spec.StorageClassName
+	if name == nil || *name == "" {
+		return name != nil
+	}
+	sc, err := e.client.StorageV1().StorageClasses().Get(context.Background(), *name, metav1.GetOptions{})
+	if err != nil {
+		return false
+	}
+	return sc.VolumeBindingMode == nil || *sc.VolumeBindingMode == storagev1.VolumeBindingImmediate
 }
 
 // create creates one object; cluster-scoped ones get a cleanup.
