@@ -94,6 +94,7 @@ cp_up() {
 }
 # start_controller LOG — the real `stowage controller` as a process, as in test/integration/run.sh.
 start_controller() {
+  # shellcheck disable=SC2086 # STOWAGE_CONTROLLER_FLAGS is a list of flags
   "$work/bin/stowage" controller --kubeconfig="$kubeconfig" --endpoint="unix://$work/controller.sock" \
     --leader-elect=false --health-addr= ${STOWAGE_CONTROLLER_FLAGS:-} >"$1" 2>&1 &
   ctl_pid=$!
