@@ -39,8 +39,8 @@ func (c *config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.driverName, "driver-name", "csi.stowage.io", "CSI driver name, also the provisioner name")
 	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig file; empty means in-cluster configuration")
 	fs.BoolVar(&c.provisioner, "provisioner", true, "run the StorageClass provisioner and recycler (needs the Kubernetes API)")
-	fs.Float64Var(&c.qps, "kube-api-qps", 100, "queries per second to the Kubernetes API")
-	fs.IntVar(&c.burst, "kube-api-burst", 200, "burst of queries to the Kubernetes API")
+	fs.Float64Var(&c.qps, "kube-api-qps", 300, "queries per second to the Kubernetes API")
+	fs.IntVar(&c.burst, "kube-api-burst", 600, "burst of queries to the Kubernetes API")
 	if c.mode == modeController {
 		fs.StringVar(&c.healthAddr, "health-addr", ":9808", "address of /healthz and /metrics; empty disables")
 		fs.BoolVar(&c.leaderElect, "leader-elect", true, "elect a leader among controller replicas before provisioning")
