@@ -76,8 +76,14 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 		klog.V(4).InfoS("Volume already published", "volumeID", id.String(), "target", target)
 		return &csi.NodePublishVolumeResponse{}, nil
 	}
-	if err := d.opts.Mounter.Mount(source, target, fsType, options); err != nil {
-		return nil, status.Errorf(codes.Internal, "mount %s on %s: %v", source, target, err)
+	mountErr := error(nil)
+	if id.Backend == volumeid.Local && readOnly {
+		mountErr = bindReadOnly(source, target)
+	} else {
+		mountErr = d.opts.Mounter.Mount(source, target, fsType, options)
+	}
+	if mountErr != nil {
+		return nil, status.Errorf(codes.Internal, "mount %s on %s: %v", source, target, mountErr)
 	}
 	// ReadWriteOncePod: one target on this node at most. Kubernetes enforces
 	// it too; checking the kernel's mount table keeps the promise for any

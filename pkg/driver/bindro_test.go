@@ -1,0 +1,52 @@
+package driver
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+)
+
+// TestBindReadOnlyPropagates mounts read-only below a shared mount from a
+// child mount namespace, as the node plugin does below kubelet's pods
+// directory, and checks that the parent's copy is read-only too.
+func TestBindReadOnlyPropagates(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for mounts")
+	}
+	dir := t.TempDir()
+	src, shared := filepath.Join(dir, "src"), filepath.Join(dir, "shared")
+	target := filepath.Join(shared, "t")
+	for _, d := range []string{src, target} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := exec.Command("sh", "-c", "mount --bind "+shared+" "+shared+" && mount --make-shared "+shared).CombinedOutput(); err != nil {
+		t.Fatalf("make %s shared: %v %s", shared, err, out)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(target, syscall.MNT_DETACH); _ = syscall.Unmount(shared, syscall.MNT_DETACH) })
+	// The child namespace runs this test binary again, calling bindReadOnly.
+	// (Go's own Unshareflags would make every mount private and hide the point.)
+	cmd := exec.Command("unshare", "--mount", "--propagation", "unchanged", os.Args[0], "-test.run=TestBindReadOnlyHelper")
+	cmd.Env = append(os.Environ(), "STOWAGE_BINDRO_SRC="+src, "STOWAGE_BINDRO_TARGET="+target)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	err := os.WriteFile(filepath.Join(target, "x"), []byte("x"), 0o644)
+	if !errors.Is(err, syscall.EROFS) {
+		t.Fatalf("write through the propagated mount: %v, want EROFS", err)
+	}
+}
+
+func TestBindReadOnlyHelper(t *testing.T) {
+	src, target := os.Getenv("STOWAGE_BINDRO_SRC"), os.Getenv("STOWAGE_BINDRO_TARGET")
+	if src == "" {
+		t.Skip("run by TestBindReadOnlyPropagates")
+	}
+	if err := bindReadOnly(src, target); err != nil {
+		t.Fatal(err)
+	}
+}
