@@ -27,7 +27,10 @@ func TestBindReadOnlyPropagates(t *testing.T) {
 	if out, err := exec.Command("sh", "-c", "mount --bind "+shared+" "+shared+" && mount --make-shared "+shared).CombinedOutput(); err != nil {
 		t.Fatalf("make %s shared: %v %s", shared, err, out)
 	}
-	t.Cleanup(func() { _ = syscall.Unmount(target, syscall.MNT_DETACH); _ = syscall.Unmount(shared, syscall.MNT_DETACH) })
+	t.Cleanup(func() {
+		_ = syscall.Unmount(target, syscall.MNT_DETACH)
+		_ = syscall.Unmount(shared, syscall.MNT_DETACH)
+	})
 	// The child namespace runs this test binary again, calling bindReadOnly.
 	// (Go's own Unshareflags would make every mount private and hide the point.)
 	cmd := exec.Command("unshare", "--mount", "--propagation", "unchanged", os.Args[0], "-test.run=TestBindReadOnlyHelper")
