@@ -22,8 +22,11 @@ skip='\[Disruptive\]|\[Serial\]|\[Slow\]|\[Feature:'
 # Per class: local classes must wait for the first consumer (Stowage refuses Immediate binding for
 # them, the chart's schema too), so the suite's patterns that force Immediate binding onto a copy of
 # the class cannot apply.
+# The NFS class waits for the first consumer too (see values-cluster.yaml for why); Immediate NFS
+# binding is covered by test/e2e and test/integration.
 declare -A class_skip=(
   [local]='\(immediate binding\)|\(immediate-binding\)'
+  [nfs]='\(immediate binding\)|\(immediate-binding\)'
 )
 
 # run_class CLASS — one e2e.test run; its output goes to $report/CLASS.log, its result to CLASS.rc.
