@@ -210,7 +210,7 @@ func TestDefaults(t *testing.T) {
 	}
 	for _, a := range []string{"controller", "--endpoint=unix:///csi/csi.sock", "--driver-name=" + driver,
 		"--health-addr=:9808", "--provisioner=true", "--leader-elect=true",
-		"--leader-elect-namespace=$(POD_NAMESPACE)", "--kube-api-qps=100", "--kube-api-burst=200", "--v=2"} {
+		"--leader-elect-namespace=$(POD_NAMESPACE)", "--kube-api-qps=300", "--kube-api-burst=600", "--v=2"} {
 		if !hasArg(c, a) {
 			t.Errorf("controller args %v lack %s", c.Args, a)
 		}
@@ -235,7 +235,7 @@ func TestDefaults(t *testing.T) {
 		"--driver-name=" + driver, "--local-base-path=/var/lib/stowage/local",
 		"--kubelet-registration-dir=/registration",
 		"--kubelet-plugin-endpoint=/var/lib/kubelet/plugins/csi.stowage.io/csi.sock",
-		"--health-addr=:9809", "--provisioner=true", "--kube-api-qps=100", "--kube-api-burst=200", "--v=2"} {
+		"--health-addr=:9809", "--provisioner=true", "--kube-api-qps=300", "--kube-api-burst=600", "--v=2"} {
 		if !hasArg(n, a) {
 			t.Errorf("node args %v lack %s", n.Args, a)
 		}
