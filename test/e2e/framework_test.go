@@ -268,16 +268,17 @@ func (e *env) apply(t *testing.T, ns, rel string) []runtime.Object {
 	return objs
 }
 
-// bindsAtOnce reports whether a claim is bound without waiting for a pod: its class binds
-// Immediately, or it names no provisioner's class (a static PV).
+// bindsAtOnce reports whether Stowage provisions a claim without waiting for a pod: its class is
+// one of Stowage's and binds Immediately. (Static claims are left alone: a test may expect one to
+// stay Pending.)
 func (e *env) bindsAtOnce(t *testing.T, pvc *corev1.PersistentVolumeClaim) bool {
 	t.Helper()
 	name := pvc.Spec.StorageClassName
 	if name == nil || *name == "" {
-		return name != nil
+		return false
 	}
 	sc, err := e.client.StorageV1().StorageClasses().Get(context.Background(), *name, metav1.GetOptions{})
-	if err != nil {
+	if err != nil || sc.Provisioner != "csi.stowage.io" {
 		return false
 	}
 	return sc.VolumeBindingMode == nil || *sc.VolumeBindingMode == storagev1.VolumeBindingImmediate
