@@ -292,7 +292,10 @@ func TestExampleReadOnlyMany(t *testing.T) {
 	}
 
 	// The writer is done: its claim goes, Retain keeps the data, the readers carry on.
-	if err := e.client.BatchV1().Jobs(ns).Delete(context.Background(), "content-fill", metav1.DeleteOptions{}); err != nil {
+	// Background propagation takes the Job's finished pod too; an orphaned pod would keep the
+	// claim (pvc-protection) forever.
+	background := metav1.DeletePropagationBackground
+	if err := e.client.BatchV1().Jobs(ns).Delete(context.Background(), "content-fill", metav1.DeleteOptions{PropagationPolicy: &background}); err != nil {
 		t.Fatal(err)
 	}
 	e.deleteClaim(t, ns, "content-rw")
