@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"sync"
 	"syscall"
 
 	"github.com/stowage-csi/stowage/pkg/backend"
@@ -20,8 +21,12 @@ const recordsDir = ".stowage"
 
 // Store is a backend.Store on a local directory.
 type Store struct {
-	base string
-	root *os.Root
+	base    string
+	root    *os.Root
+	rootDir *os.File // the base path open, for the *at system calls in remove.go
+
+	recordsMu sync.Mutex
+	records   *os.File // .stowage, opened on first use (records.go)
 }
 
 var _ backend.Store = (*Store)(nil)
@@ -39,7 +44,12 @@ func Open(base string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open local base path %s: %w", base, err)
 	}
-	return &Store{base: base, root: root}, nil
+	rootDir, err := root.Open(".")
+	if err != nil {
+		root.Close()
+		return nil, fmt.Errorf("open local base path %s: %w", base, err)
+	}
+	return &Store{base: base, root: root, rootDir: rootDir}, nil
 }
 
 // Base is the directory the store lives in.
@@ -67,7 +77,12 @@ func (s *Store) Resolve(dir string) (string, error) {
 }
 
 func (s *Store) Mkdir(_ context.Context, dir string, perm os.FileMode) error {
-	if err := s.root.MkdirAll(dir, perm); err != nil {
+	// One mkdirat in the usual case; MkdirAll only for missing parents.
+	err := s.root.Mkdir(dir, perm)
+	if errors.Is(err, fs.ErrNotExist) {
+		err = s.root.MkdirAll(dir, perm)
+	}
+	if err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("mkdir %s under %s: %w", dir, s.base, wrap(err))
 	}
 	// MkdirAll is subject to the umask; the class asked for exactly perm.
@@ -89,7 +104,7 @@ func (s *Store) Exists(_ context.Context, dir string) (bool, error) {
 }
 
 func (s *Store) RemoveAll(_ context.Context, dir string) error {
-	if err := s.root.RemoveAll(dir); err != nil {
+	if err := s.removeTree(dir, false); err != nil {
 		return fmt.Errorf("remove %s under %s: %w", dir, s.base, wrap(err))
 	}
 	return nil
@@ -108,55 +123,8 @@ func (s *Store) Rename(_ context.Context, dir, newDir string) error {
 }
 
 func (s *Store) Scrub(_ context.Context, dir string) error {
-	sub, err := s.root.OpenRoot(dir)
-	if err != nil {
-		return fmt.Errorf("open %s under %s: %w", dir, s.base, wrap(err))
-	}
-	defer sub.Close()
-	f, err := sub.Open(".")
-	if err != nil {
-		return fmt.Errorf("open %s under %s: %w", dir, s.base, wrap(err))
-	}
-	names, err := f.Readdirnames(-1)
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("list %s under %s: %w", dir, s.base, err)
-	}
-	for _, n := range names {
-		if err := sub.RemoveAll(n); err != nil {
-			return fmt.Errorf("scrub %s/%s under %s: %w", dir, n, s.base, wrap(err))
-		}
-	}
-	return nil
-}
-
-func (s *Store) ReadFile(_ context.Context, name string) ([]byte, error) {
-	b, err := s.root.ReadFile(path.Join(recordsDir, name))
-	if err != nil {
-		return nil, fmt.Errorf("read record %s under %s: %w", name, s.base, wrap(err))
-	}
-	return b, nil
-}
-
-func (s *Store) WriteFile(_ context.Context, name string, data []byte) error {
-	if err := s.root.MkdirAll(recordsDir, 0o700); err != nil {
-		return fmt.Errorf("mkdir %s under %s: %w", recordsDir, s.base, wrap(err))
-	}
-	final := path.Join(recordsDir, name)
-	tmp := final + ".tmp"
-	if err := s.root.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("write record %s under %s: %w", name, s.base, wrap(err))
-	}
-	if err := s.root.Rename(tmp, final); err != nil {
-		return fmt.Errorf("write record %s under %s: %w", name, s.base, wrap(err))
-	}
-	return nil
-}
-
-func (s *Store) RemoveFile(_ context.Context, name string) error {
-	err := s.root.Remove(path.Join(recordsDir, name))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove record %s under %s: %w", name, s.base, err)
+	if err := s.removeTree(dir, true); err != nil {
+		return fmt.Errorf("scrub %s under %s: %w", dir, s.base, wrap(err))
 	}
 	return nil
 }
@@ -169,7 +137,15 @@ func (s *Store) Capacity(_ context.Context) (int64, int64, error) {
 	return int64(st.Blocks) * st.Bsize, int64(st.Bavail) * st.Bsize, nil
 }
 
-func (s *Store) Close() error { return s.root.Close() }
+func (s *Store) Close() error {
+	s.recordsMu.Lock()
+	if s.records != nil {
+		s.records.Close()
+	}
+	s.recordsMu.Unlock()
+	s.rootDir.Close()
+	return s.root.Close()
+}
 
 // wrap maps OS errors to the backend's sentinel errors.
 func wrap(err error) error {
