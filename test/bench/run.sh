@@ -2,7 +2,7 @@
 # test/bench/run.sh — the benchmarks behind docs/benchmarks.md. Every figure is paired with a floor
 # measured in the same run, because this machine is shared and absolute times are noisy.
 #
-#   test/bench/run.sh [--parts=csi,bulk,seq,scrub,memory,plot] [--sizes=10,100,1000]
+#   test/bench/run.sh [--parts=csi,bulk,seq,scrub,memory,plot|pods] [--sizes=10,100,1000]
 #                     [--settings=20/30,200/400] [--out=docs/bench]
 #
 # Parts:
@@ -14,6 +14,13 @@
 #   scrub   ScrubVolume vs rm -rf (local) and vs go-nfs-client RemoveAll (NFS) -> scrub-*.json
 #   memory  controller RSS with 0, 1,000 and 10,000 Stowage PVs in the cluster -> memory.json
 #   plot    PNGs and summary.md from the results (test/bench/plot, its own module for gonum/plot)
+#   pods    not in the default list: needs the real single-node cluster of `make demo`. Pods each with a
+#           fresh WaitForFirstConsumer claim of stowage-local, 1, 10, 50 at once, until Running, vs the same
+#           pods with an emptyDir and with pre-made PVs of a no-provisioner class; then the claims deleted
+#           until their PVs are gone (test/bench/pods) -> pods-<N>.json. A cluster that is up with Stowage
+#           registered is used as it is; otherwise test/cluster/up.sh, images.sh and test/e2e/install.sh
+#           bring it up (as hack/demo.sh does) and test/cluster/down.sh removes it at the end unless
+#           KEEP_CLUSTER=1. PODS_COUNTS (default 1,10,50), PODS_REPS (default 3).
 # Env: STOWAGE_BENCH_DIR (scratch, default /tmp/stowage-bench), STOWAGE_CP_DIR/STOWAGE_CP_PORT (default
 # /tmp/stowage-bench-cp, 18443: apart from the integration tests' 17443 and the cluster's 6443),
 # SCRUB_FILES (default 1000,10000,100000), NFS_SCRUB_FILES (default 1000,10000; "none" skips either),
@@ -33,7 +40,7 @@ for a in "$@"; do
     --sizes=*) sizes=${a#*=} ;;
     --settings=*) settings=${a#*=} ;;
     --out=*) out=${a#*=} ;;
-    *) echo "usage: $0 [--parts=csi,bulk,seq,scrub,memory,plot] [--sizes=10,100,1000] [--settings=20/30,200/400] [--out=DIR]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--parts=csi,bulk,seq,scrub,memory,plot|pods] [--sizes=10,100,1000] [--settings=20/30,200/400] [--out=DIR]" >&2; exit 2 ;;
   esac
 done
 work=${STOWAGE_BENCH_DIR:-/tmp/stowage-bench}
@@ -49,6 +56,7 @@ CGO_ENABLED=0 go build -o "$work/bin/stowage" ./cmd/stowage
 go build -o "$work/bin/bulk" ./test/bench/bulk
 go build -o "$work/bin/scrub" ./test/bench/scrub
 go test -c -o "$work/bin/driver.test" ./pkg/driver/
+go build -o "$work/bin/pods" ./test/bench/pods
 
 # The machine, for the report.
 {
@@ -79,7 +87,9 @@ stop_controller() {
   fi
 }
 cp_down() { test/cluster/control-plane.sh down >/dev/null 2>&1 || true; }
+started_cluster=
 cleanup() {
+  if [ -n "$started_cluster" ] && [ "${KEEP_CLUSTER:-}" != 1 ]; then test/cluster/down.sh --quiet || true; fi
   stop_controller
   cp_down
   if [ -n "$started_ganesha" ]; then test/nfs/ganesha.sh stop >/dev/null 2>&1 || true; fi
@@ -210,6 +220,26 @@ if has memory; then
   done
   (IFS=,; echo "[${points[*]}]") | jq . >"$out/memory.json"
   cp_down
+fi
+
+if has pods; then
+  (
+    # shellcheck disable=SC1091
+    . test/cluster/env.sh
+    kubectl get csinode "${STOWAGE_NODE_NAME:-none}" -o jsonpath='{.spec.drivers[*].name}' 2>/dev/null |
+      grep -qw csi.stowage.io
+  ) || {
+    log "pods: bringing up the cluster with Stowage (test/cluster/up.sh, images.sh, test/e2e/install.sh)"
+    started_cluster=1
+    test/cluster/up.sh >/dev/null
+    test/cluster/images.sh
+    test/e2e/install.sh
+  }
+  # shellcheck disable=SC1091
+  . test/cluster/env.sh
+  log "pods: counts ${PODS_COUNTS:-1,10,50}, ${PODS_REPS:-3} repetitions"
+  "$work/bin/pods" -counts "${PODS_COUNTS:-1,10,50}" -reps "${PODS_REPS:-3}" -out-dir "$out"
+  echo "test/bench/run.sh --parts=pods   # PODS_COUNTS=${PODS_COUNTS:-1,10,50} PODS_REPS=${PODS_REPS:-3}" >"$out/pods-command.txt"
 fi
 
 if has plot; then
