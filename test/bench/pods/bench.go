@@ -25,6 +25,7 @@ const (
 	podRunning   = "pod-running"
 	podGone      = "pod-gone"
 	claimBound   = "claim-bound"
+	claimNode    = "claim-selected-node"
 	claimGone    = "claim-gone"
 	pvSeen       = "pv-seen"
 	pvAvailable  = "pv-available"
@@ -201,7 +202,13 @@ func (b *bench) watch(ctx context.Context) error {
 	}
 	onClaim := func(obj any) {
 		c, ok := obj.(*v1.PersistentVolumeClaim)
-		if !ok || c.Status.Phase != v1.ClaimBound {
+		if !ok {
+			return
+		}
+		if c.Annotations["volume.kubernetes.io/selected-node"] != "" {
+			r.mark(claimNode, c.Name)
+		}
+		if c.Status.Phase != v1.ClaimBound {
 			return
 		}
 		r.mu.Lock()
@@ -406,6 +413,7 @@ func (b *bench) wave(ctx context.Context, variant string, n, rep, order int) (*W
 			pt.PV = r.volume[claims[i]]
 			r.mu.Unlock()
 			pt.BoundS = r.since(claimBound, claims[i], created[i])
+			pt.SelectedNodeS = r.since(claimNode, claims[i], created[i])
 			pt.PVSeenS = r.since(pvSeen, pt.PV, created[i])
 		}
 		lat = append(lat, pt.RunningS)

@@ -145,13 +145,16 @@ type Wave struct {
 // PodTimes are seconds from just before this pod's first create call (its
 // claim's, in the claim variant) to what the watches saw.
 type PodTimes struct {
-	Name       string  `json:"name"`
-	Claim      string  `json:"claim,omitempty"`
-	PV         string  `json:"pv,omitempty"`
-	PVSeenS    float64 `json:"pv_seen_s,omitempty"`     // the PV object appeared
-	BoundS     float64 `json:"claim_bound_s,omitempty"` // the claim turned Bound
-	ScheduledS float64 `json:"scheduled_s"`             // PodScheduled=True (after the scheduler's binding)
-	RunningS   float64 `json:"running_s"`
+	Name  string `json:"name"`
+	Claim string `json:"claim,omitempty"`
+	PV    string `json:"pv,omitempty"`
+	// SelectedNodeS: the scheduler's volume.kubernetes.io/selected-node on the claim (its PreBind;
+	// a provisioner starts here).
+	SelectedNodeS float64 `json:"selected_node_s,omitempty"`
+	PVSeenS       float64 `json:"pv_seen_s,omitempty"`     // the PV object appeared
+	BoundS        float64 `json:"claim_bound_s,omitempty"` // the claim turned Bound
+	ScheduledS    float64 `json:"scheduled_s"`             // PodScheduled=True (after the scheduler's binding)
+	RunningS      float64 `json:"running_s"`
 }
 
 // Delete is the claim-deletion measurement over the claim waves.
