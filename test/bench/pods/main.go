@@ -116,6 +116,10 @@ type Start struct {
 	// Ratio is claim / emptyDir (the target's); RatioStatic is claim / static.
 	Ratio       float64 `json:"ratio"`
 	RatioStatic float64 `json:"ratio_static"`
+	// RatioPaired: the median over repetitions of claim / emptyDir within the
+	// same repetition (the two waves ran back to back, so they share the
+	// machine's load of that moment).
+	RatioPaired float64 `json:"ratio_paired"`
 	// Per-pod p50 (median over repetitions of each wave's p50).
 	EmptyDirP50S float64 `json:"emptydir_pod_p50_s"`
 	StaticP50S   float64 `json:"static_pod_p50_s"`
@@ -279,6 +283,13 @@ func summarize(r *Result) {
 	s.StaticMedianS = totals(s.Static, func(w *Wave) float64 { return w.AllRunningS })
 	s.StaticP50S = totals(s.Static, func(w *Wave) float64 { return w.P50S })
 	s.StaticP99S = totals(s.Static, func(w *Wave) float64 { return w.P99S })
+	var paired []float64
+	for i := range s.Claim {
+		if i < len(s.EmptyDir) && s.EmptyDir[i].AllRunningS > 0 {
+			paired = append(paired, s.Claim[i].AllRunningS/s.EmptyDir[i].AllRunningS)
+		}
+	}
+	s.RatioPaired = median(paired)
 	if s.StaticMedianS > 0 {
 		s.RatioStatic = s.ClaimMedianS / s.StaticMedianS
 	}
