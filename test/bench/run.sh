@@ -239,7 +239,10 @@ if has pods; then
   . test/cluster/env.sh
   log "pods: counts ${PODS_COUNTS:-1,10,50}, ${PODS_REPS:-3} repetitions"
   "$work/bin/pods" -counts "${PODS_COUNTS:-1,10,50}" -reps "${PODS_REPS:-3}" -out-dir "$out"
-  echo "test/bench/run.sh --parts=pods   # PODS_COUNTS=${PODS_COUNTS:-1,10,50} PODS_REPS=${PODS_REPS:-3}" >"$out/pods-command.txt"
+  {
+    echo "test/bench/run.sh --parts=pods   # PODS_COUNTS=${PODS_COUNTS:-1,10,50} PODS_REPS=${PODS_REPS:-3}"
+    echo "kube-controller-manager: $(pgrep -a kube-controller | grep -o -- '--kube-api-[a-z]*=[0-9]*' | tr '\n' ' ')"
+  } >"$out/pods-command.txt"
 fi
 
 if has plot; then
