@@ -23,7 +23,7 @@
 #           KEEP_CLUSTER=1. PODS_COUNTS (default 1,10,50), PODS_REPS (default 3).
 # Env: STOWAGE_BENCH_DIR (scratch, default /tmp/stowage-bench), STOWAGE_CP_DIR/STOWAGE_CP_PORT (default
 # /tmp/stowage-bench-cp, 18443: apart from the integration tests' 17443 and the cluster's 6443),
-# SCRUB_FILES (default 1000,10000,100000), NFS_SCRUB_FILES (default 1000,10000; "none" skips either),
+# SCRUB_FILES (default 1000,10000,100000), SCRUB_ROUNDS (local rounds, default 2), NFS_SCRUB_FILES (default 1000,10000; "none" skips either),
 # BENCHTIME (default 2s), STOWAGE_CONTROLLER_FLAGS (more flags for the measured `stowage controller`)
 # with BULK_TAG (a suffix for the result files of such a run, e.g. -ctlqps300).
 # Needs root (bind mounts, /proc/<pid>/clear_refs), the Kubernetes binaries (test/cluster) and
@@ -173,7 +173,7 @@ if has scrub; then
     {
       log "scrub local, $n files + 3 x 64 MiB"
       rm -rf "$work/scrub"
-      "$work/bin/scrub" -backend local -dir "$work/scrub" -files "$n" -large 3 -large-mib 64 -rounds 2 -out "$out/scrub-local-$n.json"
+      "$work/bin/scrub" -backend local -dir "$work/scrub" -files "$n" -large 3 -large-mib 64 -rounds "${SCRUB_ROUNDS:-2}" -out "$out/scrub-local-$n.json"
       jq -c '{backend,files,scrub_s,floor_s}' "$out/scrub-local-$n.json" >&2
     }
   done

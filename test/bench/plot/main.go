@@ -150,8 +150,12 @@ func csiTable(dir string, md *strings.Builder) error {
 			fmt.Fprintf(md, "| %s | %s | %s | %s | %.1f%% | %s | %s |\n", name, floorName, us(floor), us(v), 100*floor/v, target, t)
 		}
 		if v, ok := r["CreateDeleteLocal/serial"]; ok {
+			// The target, ≥ 50% of the empty-call rate, read both ways: a
+			// create+delete pair as one operation, and each of its two calls.
 			hit := empty/v >= 0.5
-			row("CreateVolume+DeleteVolume local (gRPC, serial)", "empty gRPC call (Probe)", empty, v, "≥ 50%", &hit)
+			row("CreateVolume+DeleteVolume local (gRPC, serial), the pair as one operation", "empty gRPC call (Probe)", empty, v, "≥ 50%", &hit)
+			hitCall := empty/(v/2) >= 0.5
+			row("CreateVolume or DeleteVolume local (gRPC, serial), per call = pair ÷ 2", "empty gRPC call (Probe)", empty, v/2, "≥ 50%", &hitCall)
 			row("CreateVolume+DeleteVolume local (gRPC, serial)", "2 empty gRPC calls", 2*empty, v, "", nil)
 			row("CreateVolume+DeleteVolume local (gRPC, serial)", "mkdir+rmdir", r["FloorMkdirRmdir"], v, "", nil)
 		}

@@ -162,7 +162,7 @@ func benchLocal(t tree, base string, rounds int, res *Result) error {
 	id := volumeid.ID{Backend: volumeid.Local, Node: node, Dir: "pvc-scrub"}
 	vol := filepath.Join(base, id.Dir)
 	floorDir := filepath.Join(base, "floor-tree")
-	for r := 0; r < rounds; r++ {
+	scrub := func() error {
 		if err := os.Mkdir(vol, 0o777); err != nil && !os.IsExist(err) {
 			return err
 		}
@@ -173,11 +173,10 @@ func benchLocal(t tree, base string, rounds int, res *Result) error {
 		if err != nil {
 			return err
 		}
-		if err := empty(vol); err != nil {
-			return err
-		}
 		res.ScrubS = append(res.ScrubS, s)
-
+		return empty(vol)
+	}
+	floor := func() error {
 		if err := os.Mkdir(floorDir, 0o777); err != nil {
 			return err
 		}
@@ -185,10 +184,22 @@ func benchLocal(t tree, base string, rounds int, res *Result) error {
 			return err
 		}
 		f, err := timed(func() error { return exec.Command("rm", "-rf", floorDir).Run() })
-		if err != nil {
+		res.FloorS = append(res.FloorS, f)
+		return err
+	}
+	for r := 0; r < rounds; r++ {
+		// Alternate which goes first: the disk is still busy (discards,
+		// journal) after a large removal, which slows whatever comes next.
+		first, second := scrub, floor
+		if r%2 == 1 {
+			first, second = floor, scrub
+		}
+		if err := first(); err != nil {
 			return err
 		}
-		res.FloorS = append(res.FloorS, f)
+		if err := second(); err != nil {
+			return err
+		}
 	}
 	return os.RemoveAll(vol)
 }
