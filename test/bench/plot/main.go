@@ -321,7 +321,7 @@ func seqTable(dir string, md *strings.Builder) error {
 }
 
 func scrubPart(dir string, md *strings.Builder) error {
-	md.WriteString("### Recycle scrub (3 × 64 MiB files + N small files of 512 B, 1,000 per directory; median of 2 rounds)\n\n")
+	md.WriteString("### Recycle scrub (3 × 64 MiB files + N small files of 512 B, 1,000 per directory; median of the rounds)\n\n")
 	md.WriteString("| backend | small files | floor | floor time | ScrubVolume time | ratio | target (≤ 1.3×) |\n|---|---|---|---|---|---|---|\n")
 	p := plot.New()
 	p.Title.Text = "Scrub time vs number of files"
