@@ -2,7 +2,6 @@ package driver
 
 import (
 	"context"
-	"os"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
@@ -37,7 +36,7 @@ func (d *Driver) Ready() error { return d.ready() }
 
 func (d *Driver) ready() error {
 	if d.opts.Local != nil {
-		if _, err := os.Stat(d.opts.Local.Base()); err != nil {
+		if err := d.opts.Local.Check(); err != nil {
 			return status.Errorf(codes.FailedPrecondition, "local base path %s is not usable on node %s: %v; check the disk mounted there or the node plugin's --local-base-path", d.opts.Local.Base(), d.opts.NodeID, err)
 		}
 	}

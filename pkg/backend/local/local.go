@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/stowage-csi/stowage/pkg/backend"
 )
 
@@ -54,6 +56,23 @@ func Open(base string) (*Store, error) {
 
 // Base is the directory the store lives in.
 func (s *Store) Base() string { return s.base }
+
+// Check reports whether the base path is still the directory the store
+// opened: a base path removed, or replaced by another directory or mount,
+// would leave every operation working on a directory nobody sees.
+func (s *Store) Check() error {
+	var atPath, held unix.Stat_t
+	if err := unix.Stat(s.base, &atPath); err != nil {
+		return &os.PathError{Op: "stat", Path: s.base, Err: err}
+	}
+	if err := unix.Fstat(int(s.rootDir.Fd()), &held); err != nil {
+		return &os.PathError{Op: "fstat", Path: s.base, Err: err}
+	}
+	if atPath.Dev != held.Dev || atPath.Ino != held.Ino {
+		return fmt.Errorf("%s was replaced after the node plugin opened it (a directory removed and made again, or a disk mounted over it); restart the node plugin so that it opens the new one", s.base)
+	}
+	return nil
+}
 
 // Path is the host path of a volume directory. Callers that hand it to
 // mount must check it with Resolve first.

@@ -148,3 +148,45 @@ func TestRecords(t *testing.T) {
 		t.Error("a record longer than a link can hold was accepted")
 	}
 }
+
+// A .stowage removed while the store holds it open must not swallow the
+// records written afterwards.
+func TestRecordsDirRemovedBehindOurBack(t *testing.T) {
+	ctx := context.Background()
+	s, base := openStore(t)
+	if err := s.WriteFile(ctx, "vol-1.json", []byte(`{"v":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(base, recordsDir)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ReadFile(ctx, "vol-1.json"); !errors.Is(err, backend.ErrNotFound) {
+		t.Fatalf("reading a record whose directory is gone: %v, want ErrNotFound", err)
+	}
+	if err := s.WriteFile(ctx, "vol-2.json", []byte(`{"v":2}`)); err != nil {
+		t.Fatal(err)
+	}
+	target, err := os.Readlink(filepath.Join(base, recordsDir, "vol-2.json"))
+	if err != nil || target != `{"v":2}` {
+		t.Fatalf("the record written after .stowage was removed is not on disk: %q, %v", target, err)
+	}
+}
+
+func TestCheckNoticesAReplacedBasePath(t *testing.T) {
+	s, base := openStore(t)
+	if err := s.Check(); err != nil {
+		t.Fatalf("a fresh store: %v", err)
+	}
+	if err := os.Rename(base, base+".old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Check(); err == nil {
+		t.Fatal("Check passed with the base path gone")
+	}
+	if err := os.Mkdir(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Check(); err == nil || !strings.Contains(err.Error(), "replaced") {
+		t.Fatalf("Check with another directory at the base path: %v, want an error saying it was replaced", err)
+	}
+}

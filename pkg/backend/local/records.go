@@ -28,6 +28,15 @@ import (
 func (s *Store) recordsFD(create bool) (int, error) {
 	s.recordsMu.Lock()
 	defer s.recordsMu.Unlock()
+	if s.records != nil {
+		// A .stowage removed behind our back (no links left) would swallow
+		// every record written into it: open the one now at the path.
+		var st unix.Stat_t
+		if err := unix.Fstat(int(s.records.Fd()), &st); err != nil || st.Nlink == 0 {
+			s.records.Close()
+			s.records = nil
+		}
+	}
 	if s.records == nil {
 		if create {
 			if err := s.root.MkdirAll(recordsDir, 0o700); err != nil {
