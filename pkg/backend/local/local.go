@@ -1,7 +1,8 @@
 // Package local keeps volumes as directories under a base path on the node
-// that owns them. Every operation goes through an os.Root, so a symlink
-// planted inside a volume can never make Stowage touch anything outside the
-// base path.
+// that owns them. Every operation goes through an os.Root or through *at
+// system calls on descriptors opened from it without following symlinks, so
+// a symlink planted inside a volume can never make Stowage touch anything
+// outside the base path.
 package local
 
 import (
@@ -101,7 +102,16 @@ func (s *Store) Mkdir(_ context.Context, dir string, perm os.FileMode) error {
 	if errors.Is(err, fs.ErrNotExist) {
 		err = s.root.MkdirAll(dir, perm)
 	}
-	if err != nil && !errors.Is(err, fs.ErrExist) {
+	if errors.Is(err, fs.ErrExist) {
+		// Fine if it is a directory (a retried create); a file or a
+		// symlink in its place is not a volume.
+		if fi, statErr := s.root.Lstat(dir); statErr == nil && fi.IsDir() {
+			err = nil
+		} else {
+			err = fmt.Errorf("%w (and it is not a directory)", err)
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("mkdir %s under %s: %w", dir, s.base, wrap(err))
 	}
 	// MkdirAll is subject to the umask; the class asked for exactly perm.

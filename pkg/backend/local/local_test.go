@@ -190,3 +190,22 @@ func TestCheckNoticesAReplacedBasePath(t *testing.T) {
 		t.Fatalf("Check with another directory at the base path: %v, want an error saying it was replaced", err)
 	}
 }
+
+func TestMkdir(t *testing.T) {
+	ctx := context.Background()
+	s, base := openStore(t)
+	for _, d := range []string{"pvc-1", "pvc-1", "ns/deep/pvc-2"} { // a retry is fine
+		if err := s.Mkdir(ctx, d, 0o770); err != nil {
+			t.Fatalf("Mkdir(%s): %v", d, err)
+		}
+		if fi, err := os.Stat(filepath.Join(base, d)); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o770 {
+			t.Fatalf("Mkdir(%s) made %v, %v; want a directory with mode 0770", d, fi, err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(base, "pvc-file"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Mkdir(ctx, "pvc-file", 0o770); err == nil {
+		t.Fatal("Mkdir over a file succeeded")
+	}
+}
