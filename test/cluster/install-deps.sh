@@ -9,7 +9,7 @@ pkgs=(
   openssl jq curl socat util-linux iproute2                 # PKI, OCI image archives, health checks, nsenter/unshare
   busybox-static                                            # the static busybox image
   nfs-ganesha nfs-ganesha-vfs rpcbind nfs-common libnfs-utils  # the test NFS server (test/nfs), nfs-ls/nfs-cp
-  xfsprogs e2fsprogs user-mode-linux                        # project quotas for local volumes (tested under UML)
+  xfsprogs e2fsprogs user-mode-linux kmod                   # project quotas for local volumes (tested under UML; insmod in the guest)
   gettext-base make                                         # envsubst for the examples; make
 )
 
