@@ -24,6 +24,9 @@ type Store interface {
 	Mkdir(ctx context.Context, dir string, perm os.FileMode) error
 	// Exists reports whether dir exists and is a directory.
 	Exists(ctx context.Context, dir string) (bool, error)
+	// Empty reports whether dir exists and, if it does, whether it holds
+	// nothing. Something other than a directory in its place is an error.
+	Empty(ctx context.Context, dir string) (exists, empty bool, err error)
 	// RemoveAll removes dir and everything under it, and nothing else. A
 	// missing dir is not an error. Symlinks inside are removed, never followed.
 	RemoveAll(ctx context.Context, dir string) error
@@ -37,6 +40,8 @@ type Store interface {
 	ReadFile(ctx context.Context, name string) ([]byte, error)
 	WriteFile(ctx context.Context, name string, data []byte) error
 	RemoveFile(ctx context.Context, name string) error
+	// ListFiles names every record; a missing records directory is empty.
+	ListFiles(ctx context.Context) ([]string, error)
 	// Capacity reports the total and available bytes of the filesystem
 	// behind the root.
 	Capacity(ctx context.Context) (total, available int64, err error)

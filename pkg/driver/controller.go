@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path"
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -56,15 +55,21 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 	if err != nil {
 		return nil, status.Error(codes.OutOfRange, err.Error())
 	}
-	dir, err := p.VolumeDir(dirName(req.GetName()))
+	name := volumeid.NameToken(req.GetName())
+	dir, err := p.VolumeDir(name)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	id := volumeid.ID{Backend: p.Backend, Server: p.Server, Share: p.Share, Node: d.opts.NodeID, Dir: dir}
+	id := volumeid.ID{Backend: p.Backend, Server: p.Server, Share: p.Share, Node: d.opts.NodeID, Dir: dir, Name: name, OnDelete: p.OnDelete}
 	if p.Backend == volumeid.Local {
 		if err := d.checkLocalTopology(req.GetAccessibilityRequirements()); err != nil {
 			return nil, err
 		}
+	}
+	sum := fingerprint(req.GetParameters())
+	if d.names.conflicts(req.GetName(), sum+"|"+id.String()) {
+		return nil, status.Errorf(codes.AlreadyExists,
+			"volume %s was already created with other parameters; a name must always come with the same parameters", req.GetName())
 	}
 	store, release, err := d.lockedStore(ctx, id)
 	if err != nil {
@@ -76,46 +81,59 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 	if err != nil {
 		return nil, storeError(err, "read the record of %s", dir)
 	}
-	if rec != nil && rec.Retained {
-		rec = nil // kept by an earlier delete; adopted below like any existing directory
+	if rec != nil && !rec.Retained {
+		return d.createdBefore(ctx, store, id, rec, req, p, sum)
 	}
-	if rec != nil {
-		if rec.Name != req.GetName() {
-			return nil, status.Errorf(codes.AlreadyExists,
-				"directory %s already holds volume %s; make the StorageClass subDir template unique per claim (for example include ${pv.name})", dir, rec.Name)
-		}
-		if rec.Capacity < req.GetCapacityRange().GetRequiredBytes() ||
-			(req.GetCapacityRange().GetLimitBytes() > 0 && rec.Capacity > req.GetCapacityRange().GetLimitBytes()) {
-			return nil, status.Errorf(codes.AlreadyExists,
-				"volume %s already exists with %d bytes, which does not fit the requested range", req.GetName(), rec.Capacity)
-		}
-		// A crash may have left the record without its directory.
-		if err := store.Mkdir(ctx, dir, p.DirMode); err != nil {
-			return nil, storeError(err, "create %s", dir)
-		}
-		return &csi.CreateVolumeResponse{Volume: d.volume(id, rec.Capacity)}, nil
+	if rec != nil && (!p.Adopt || rec.Namespace != p.PVCNS) {
+		return nil, status.Errorf(codes.FailedPrecondition,
+			"directory %s on %s holds the data kept (onDelete=retain) from deleted volume %s%s; it is given to a new claim only of the same namespace and only by a class with adoptExisting: \"true\". Use another subDir, or move the data away",
+			dir, where(id), rec.Name, ofClaim(rec))
 	}
-
+	if err := checkNotNested(ctx, store, id, false); err != nil {
+		return nil, err
+	}
+	existed, empty, err := store.Empty(ctx, dir)
+	if err != nil {
+		return nil, storeError(err, "check %s", dir)
+	}
+	if existed && rec == nil && !p.Adopt {
+		what := "holds data"
+		if empty {
+			what = "is empty"
+		}
+		return nil, status.Errorf(codes.FailedPrecondition,
+			"directory %s already exists on %s (it %s) and no Stowage volume owns it; Stowage never takes over an existing directory by its name. Remove or rename it, give the class a subDir template that is unique per claim, or let an admin adopt it (a static PV, or adoptExisting: \"true\" on the class)",
+			dir, where(id), what)
+	}
+	if existed {
+		// Taking over a directory: it must not hold other volumes.
+		if err := checkNotNested(ctx, store, id, true); err != nil {
+			return nil, err
+		}
+	}
 	if _, avail, err := store.Capacity(ctx); err == nil && avail < size {
 		return nil, status.Errorf(codes.ResourceExhausted,
 			"requested %d bytes but only %d are available on %s; ask for less or free space", size, avail, where(id))
 	}
-	existed, err := store.Exists(ctx, dir)
-	if err != nil {
-		return nil, storeError(err, "check %s", dir)
-	}
 	// Write the record first: if we crash after it, a retry finds it and
 	// finishes; DeleteVolume can always find what to clean up.
-	rec = &record{Name: req.GetName(), Dir: dir, Capacity: size, OnDelete: p.OnDelete, Created: time.Now().UTC()}
+	rec = &record{Name: req.GetName(), Dir: dir, Capacity: size, OnDelete: p.OnDelete, Created: time.Now().UTC(),
+		Namespace: p.PVCNS, Claim: p.PVCName, DirMode: p.DirMode, Params: sum}
 	if err := writeRecord(ctx, store, rec); err != nil {
 		return nil, storeError(err, "write the record of %s", dir)
 	}
 	if err := store.Mkdir(ctx, dir, p.DirMode); err != nil {
-		// Leave nothing half-made behind.
-		if rmErr := store.RemoveFile(ctx, recordName(dir)); rmErr != nil {
-			klog.ErrorS(rmErr, "Cleaning up the record after a failed create", "dir", dir)
-		}
+		d.undoCreate(ctx, store, dir, true)
 		return nil, storeError(err, "create %s", dir)
+	}
+	// A volume created around this one at the same time wrote its record
+	// before it looked inside, so looking at the parents again after our
+	// mkdir sees it: of two racing creates, at least one backs off.
+	if err := checkNotNested(ctx, store, id, false); err != nil {
+		// The directory we made lies in another volume, whose pods may
+		// already see it: leave it, take only the record back.
+		d.undoCreate(ctx, store, dir, true)
+		return nil, err
 	}
 	if id.Backend == volumeid.Local && d.opts.Quota != nil {
 		if err := d.opts.Quota.SetQuota(ctx, dir, size); err != nil {
@@ -124,14 +142,46 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 		}
 	}
 	if existed {
-		klog.InfoS("Adopted an existing directory for a new volume", "volume", req.GetName(), "dir", dir, "at", where(id))
+		klog.InfoS("Adopted an existing directory for a new volume (adoptExisting)", "volume", req.GetName(), "dir", dir, "at", where(id))
 	}
+	d.names.remember(req.GetName(), sum+"|"+id.String())
 	klog.V(2).InfoS("Created volume", "volumeID", id.String(), "bytes", size)
 	return &csi.CreateVolumeResponse{Volume: d.volume(id, size)}, nil
 }
 
+// createdBefore answers a CreateVolume for a directory whose record already
+// exists: a retry of the same call (finish what a crash left) or a clash.
+func (d *Driver) createdBefore(ctx context.Context, store backend.Store, id volumeid.ID, rec *record,
+	req *csi.CreateVolumeRequest, p params.Params, sum string) (*csi.CreateVolumeResponse, error) {
+	if rec.Name != req.GetName() {
+		return nil, status.Errorf(codes.AlreadyExists,
+			"directory %s already holds volume %s%s; make the StorageClass subDir template unique per claim (for example include ${pv.name})", id.Dir, rec.Name, ofClaim(rec))
+	}
+	if rec.Params != "" && rec.Params != sum {
+		return nil, status.Errorf(codes.AlreadyExists,
+			"volume %s already exists with other parameters; a name must always come with the same parameters", req.GetName())
+	}
+	if rec.Capacity < req.GetCapacityRange().GetRequiredBytes() ||
+		(req.GetCapacityRange().GetLimitBytes() > 0 && rec.Capacity > req.GetCapacityRange().GetLimitBytes()) {
+		return nil, status.Errorf(codes.AlreadyExists,
+			"volume %s already exists with %d bytes, which does not fit the requested range", req.GetName(), rec.Capacity)
+	}
+	id.OnDelete = rec.OnDelete
+	// A crash may have left the record without its directory or its limit.
+	if err := store.Mkdir(ctx, id.Dir, p.DirMode); err != nil {
+		return nil, storeError(err, "create %s", id.Dir)
+	}
+	if id.Backend == volumeid.Local && d.opts.Quota != nil {
+		if err := d.opts.Quota.SetQuota(ctx, id.Dir, rec.Capacity); err != nil {
+			return nil, storeError(err, "limit %s to %d bytes", id.Dir, rec.Capacity)
+		}
+	}
+	d.names.remember(req.GetName(), sum+"|"+id.String())
+	return &csi.CreateVolumeResponse{Volume: d.volume(id, rec.Capacity)}, nil
+}
+
 // undoCreate removes what a failed CreateVolume made, so nothing half-made
-// is left behind.
+// is left behind; a directory that existed before is left as it was.
 func (d *Driver) undoCreate(ctx context.Context, store backend.Store, dir string, existed bool) {
 	if !existed {
 		if err := store.RemoveAll(ctx, dir); err != nil {
@@ -167,92 +217,6 @@ func (d *Driver) checkLocalTopology(req *csi.TopologyRequirement) error {
 		}
 	}
 	return status.Errorf(codes.ResourceExhausted, "local volumes can only be created on node %s, which the requested topology excludes", d.opts.NodeID)
-}
-
-func (d *Driver) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest) (*csi.DeleteVolumeResponse, error) {
-	if req.GetVolumeId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume ID is missing")
-	}
-	id, err := volumeid.Parse(req.GetVolumeId())
-	if err != nil {
-		// Nothing of ours can be behind an ID we cannot read.
-		klog.InfoS("Delete of a volume ID that is not Stowage's; nothing to do", "volumeID", req.GetVolumeId(), "reason", err)
-		return &csi.DeleteVolumeResponse{}, nil
-	}
-	store, release, err := d.lockedStore(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-
-	rec, err := readRecord(ctx, store, id.Dir)
-	if err != nil {
-		return nil, storeError(err, "read the record of %s", id.Dir)
-	}
-	switch {
-	case rec == nil:
-		// Not made by Stowage: a static PV an admin pointed at a directory
-		// and gave reclaim policy Delete, which asks for the data to go. A
-		// retried delete finds nothing and succeeds.
-		exists, err := store.Exists(ctx, id.Dir)
-		if err != nil {
-			return nil, storeError(err, "check %s", id.Dir)
-		}
-		if exists {
-			if err := store.RemoveAll(ctx, id.Dir); err != nil {
-				return nil, storeError(err, "remove %s", id.Dir)
-			}
-			klog.InfoS("Deleted the directory of a static volume", "volumeID", id.String())
-		}
-		return &csi.DeleteVolumeResponse{}, nil
-	case rec.Retained:
-		return &csi.DeleteVolumeResponse{}, nil
-	case rec.OnDelete == params.DeleteRetain:
-		rec.Retained = true
-		if err := writeRecord(ctx, store, rec); err != nil {
-			return nil, storeError(err, "mark %s as retained", id.Dir)
-		}
-		klog.InfoS("Keeping the directory of a deleted volume (onDelete=retain)", "volumeID", id.String())
-		return &csi.DeleteVolumeResponse{}, nil
-	case rec.OnDelete == params.DeleteArchive:
-		archived := path.Join(path.Dir(id.Dir), fmt.Sprintf("archived-%s-%s", time.Now().UTC().Format("20060102T150405Z"), path.Base(id.Dir)))
-		exists, err := store.Exists(ctx, id.Dir)
-		if err != nil {
-			return nil, storeError(err, "check %s", id.Dir)
-		}
-		if exists {
-			if err := store.Rename(ctx, id.Dir, archived); err != nil {
-				return nil, storeError(err, "archive %s", id.Dir)
-			}
-			klog.InfoS("Archived the directory of a deleted volume", "volumeID", id.String(), "to", archived)
-		}
-	default:
-		if err := store.RemoveAll(ctx, id.Dir); err != nil {
-			return nil, storeError(err, "remove %s", id.Dir)
-		}
-	}
-	if err := store.RemoveFile(ctx, recordName(id.Dir)); err != nil {
-		return nil, storeError(err, "remove the record of %s", id.Dir)
-	}
-	klog.V(2).InfoS("Deleted volume", "volumeID", id.String(), "onDelete", rec.OnDelete)
-	return &csi.DeleteVolumeResponse{}, nil
-}
-
-// ScrubVolume empties a volume and keeps its directory, for Recycle.
-func (d *Driver) ScrubVolume(ctx context.Context, volumeID string) error {
-	id, err := volumeid.Parse(volumeID)
-	if err != nil {
-		return status.Error(codes.InvalidArgument, err.Error())
-	}
-	store, release, err := d.lockedStore(ctx, id)
-	if err != nil {
-		return err
-	}
-	defer release()
-	if err := store.Scrub(ctx, id.Dir); err != nil {
-		return storeError(err, "scrub %s", id.Dir)
-	}
-	return nil
 }
 
 func (d *Driver) ValidateVolumeCapabilities(ctx context.Context, req *csi.ValidateVolumeCapabilitiesRequest) (*csi.ValidateVolumeCapabilitiesResponse, error) {

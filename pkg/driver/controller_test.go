@@ -122,7 +122,7 @@ func TestCreateVolumeIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if first.Volume.VolumeId != "local#node-a#pvc-1" || first.Volume.CapacityBytes != 1<<20 {
+	if first.Volume.VolumeId != "local#node-a#pvc-1#pvc-1#delete" || first.Volume.CapacityBytes != 1<<20 {
 		t.Fatalf("volume = %+v", first.Volume)
 	}
 	if seg := first.Volume.AccessibleTopology[0].Segments[TopologyKey]; seg != "node-a" {
@@ -235,7 +235,7 @@ func TestScrubKeepsOutsideOfSymlinks(t *testing.T) {
 	_ = os.Symlink(outside, filepath.Join(vdir, "escape"))
 	_ = os.Symlink("/", filepath.Join(vdir, "root"))
 	_ = os.MkdirAll(filepath.Join(vdir, "deep", "er"), 0o755)
-	if err := d.ScrubVolume(ctx, vol.Volume.VolumeId); err != nil {
+	if err := d.ScrubVolume(ctx, vol.Volume.VolumeId, ""); err != nil {
 		t.Fatal(err)
 	}
 	if left, _ := os.ReadDir(vdir); len(left) != 0 {
@@ -296,8 +296,9 @@ func TestDeleteStaticAndRetained(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(base, "static")); !os.IsNotExist(err) {
 		t.Fatalf("static volume with Delete kept its directory: %v", err)
 	}
-	// onDelete=retain: deleted twice, the data stays; then a new volume adopts it.
-	p := map[string]string{"backend": "local", "onDelete": "retain"}
+	// onDelete=retain: deleted twice, the data stays; then a new volume of
+	// a class that says adoptExisting takes it (bare CSI calls: no namespace).
+	p := map[string]string{"backend": "local", "onDelete": "retain", "adoptExisting": "true"}
 	vol, err := d.CreateVolume(ctx, createReq("pvc-r", 1, p))
 	if err != nil {
 		t.Fatal(err)

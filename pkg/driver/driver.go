@@ -60,6 +60,7 @@ type Driver struct {
 
 	opts  Options
 	locks *locks
+	names *nameIndex
 }
 
 // New checks the options and makes a Driver.
@@ -73,7 +74,7 @@ func New(opts Options) (*Driver, error) {
 	if opts.NodeID == "" && opts.Local != nil {
 		return nil, fmt.Errorf("a local base path needs a node ID")
 	}
-	return &Driver{opts: opts, locks: newLocks()}, nil
+	return &Driver{opts: opts, locks: newLocks(), names: newNameIndex()}, nil
 }
 
 // isNode reports whether this instance serves the Node service.

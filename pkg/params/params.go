@@ -22,6 +22,7 @@ const (
 	DirMode       = "dirMode"
 	OnDelete      = "onDelete"
 	ReclaimPolicy = "reclaimPolicy"
+	AdoptExisting = "adoptExisting"
 
 	// Added by the provisioner for subDir templates.
 	PVCName      = "csi.storage.k8s.io/pvc/name"
@@ -48,14 +49,19 @@ type Params struct {
 	DirMode  os.FileMode
 	OnDelete string
 	Recycle  bool
-	PVCName  string
-	PVCNS    string
-	PVName   string
+	// Adopt lets a new volume take over an existing directory that no live
+	// volume owns: one an admin made, or one kept by onDelete=retain for a
+	// claim of the same namespace. Never a side effect of a name: the class
+	// must say so.
+	Adopt   bool
+	PVCName string
+	PVCNS   string
+	PVName  string
 }
 
 var allowed = map[string][]string{
-	volumeid.NFS:   {Backend, Server, Share, SubDir, DirMode, OnDelete, ReclaimPolicy},
-	volumeid.Local: {Backend, DirMode, OnDelete, ReclaimPolicy},
+	volumeid.NFS:   {Backend, Server, Share, SubDir, DirMode, OnDelete, ReclaimPolicy, AdoptExisting},
+	volumeid.Local: {Backend, DirMode, OnDelete, ReclaimPolicy, AdoptExisting},
 }
 
 // Parse checks the parameters of a CreateVolume request.
@@ -109,6 +115,15 @@ func Parse(in map[string]string) (Params, error) {
 			return p, fmt.Errorf("StorageClass parameter %s=%q is not supported; only Recycle goes here (set Delete or Retain in the StorageClass's own reclaimPolicy field)", ReclaimPolicy, v)
 		}
 		p.Recycle = true
+	}
+	if v, ok := in[AdoptExisting]; ok {
+		switch v {
+		case "true":
+			p.Adopt = true
+		case "false":
+		default:
+			return p, fmt.Errorf("StorageClass parameter %s=%q is not supported; use \"true\" or \"false\"", AdoptExisting, v)
+		}
 	}
 	if p.Backend == volumeid.NFS {
 		if err := volumeid.ValidateServer(p.Server); err != nil {

@@ -42,6 +42,10 @@ func TestParse(t *testing.T) {
 		{name: "template absolute", in: nfsParams(map[string]string{"subDir": "/etc/${pvc.name}"}), wantErr: "is absolute"},
 		{name: "template unknown var", in: nfsParams(map[string]string{"subDir": "${pvc.annotations.x}"}), wantErr: "unknown variable"},
 		{name: "template reserved", in: nfsParams(map[string]string{"subDir": ".stowage/${pv.name}"}), wantErr: "reserved"},
+		{name: "template reserved upper case", in: nfsParams(map[string]string{"subDir": ".STOWAGE/${pv.name}"}), wantErr: "reserved"},
+		{name: "adopt", in: map[string]string{"backend": "local", "adoptExisting": "true"},
+			want: Params{Backend: "local", DirMode: 0o777, OnDelete: "delete", Adopt: true}},
+		{name: "bad adopt", in: nfsParams(map[string]string{"adoptExisting": "yes"}), wantErr: `use "true" or "false"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

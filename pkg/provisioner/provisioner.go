@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	v1 "k8s.io/api/core/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	storagelisters "k8s.io/client-go/listers/storage/v1"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/sig-storage-lib-external-provisioner/v10/controller"
@@ -33,6 +34,7 @@ type provisioner struct {
 	nodeName   string // local only
 	controller csi.ControllerServer
 	classes    storagelisters.StorageClassLister
+	pvs        corelisters.PersistentVolumeLister // for checkNotShared
 }
 
 var (
@@ -111,6 +113,11 @@ func (p *provisioner) Provision(ctx context.Context, opts controller.ProvisionOp
 func (p *provisioner) Delete(ctx context.Context, pv *v1.PersistentVolume) error {
 	if !p.ShouldDelete(ctx, pv) {
 		return &controller.IgnoredError{Reason: "the volume belongs to another Stowage instance or driver"}
+	}
+	if p.pvs != nil {
+		if err := checkNotShared(p.pvs, p.driverName, pv); err != nil {
+			return err
+		}
 	}
 	handle := pv.Spec.CSI.VolumeHandle
 	_, err := p.controller.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: handle})

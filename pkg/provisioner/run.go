@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
@@ -181,6 +182,7 @@ func work(ctx context.Context, cfg Config, h *health) error {
 	p := &provisioner{
 		driverName: cfg.DriverName, backend: cfg.Backend, nodeName: cfg.NodeName,
 		controller: cfg.Controller, classes: classes.Lister(),
+		pvs: corelisters.NewPersistentVolumeLister(volumes.GetIndexer()),
 	}
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cfg.Client.CoreV1().Events("")})

@@ -3,15 +3,24 @@
 //
 // Formats (fields separated by '#', which no field may contain):
 //
-//	nfs#<server>#<share>#<dir>     e.g. nfs#10.0.0.5#/export#default-data-pvc-1234
-//	local#<node>#<dir>             e.g. local#worker-1#pvc-1234
+//	nfs#<server>#<share>#<dir>#<name>#<onDelete>   e.g. nfs#10.0.0.5#/export#team-a/data#pvc-1234#retain
+//	local#<node>#<dir>#<name>#<onDelete>           e.g. local#worker-1#pvc-1234#pvc-1234#delete
 //
 // <dir> is relative to the share (NFS) or to the node's base path (local).
+// <name> is the volume the directory was made for, and <onDelete> what a
+// delete does to it: the record next to the directory must agree with both
+// before anything is removed, so that a handle can never make Stowage remove
+// a directory that belongs to another volume, and a lost record can never
+// turn retain into delete. Handles without the last two fields (volumes made
+// by an earlier Stowage, static PVs written by an admin) are still read.
 package volumeid
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"path"
+	"regexp"
 	"strings"
 )
 
@@ -34,15 +43,32 @@ type ID struct {
 	Share   string // NFS only: the exported path, absolute
 	Node    string // local only: the node that holds the volume
 	Dir     string // relative, clean, never escaping its root
+	// Name is the volume the directory was made for (a plain name, see
+	// NameToken), empty for static volumes and handles of earlier versions.
+	Name string
+	// OnDelete is what DeleteVolume does with the directory (delete, retain,
+	// archive); empty where Name is.
+	OnDelete string
 }
 
 // String renders the ID in its wire format.
 func (id ID) String() string {
+	f := []string{NFS, id.Server, id.Share, id.Dir}
 	if id.Backend == Local {
-		return strings.Join([]string{Local, id.Node, id.Dir}, sep)
+		f = []string{Local, id.Node, id.Dir}
 	}
-	return strings.Join([]string{NFS, id.Server, id.Share, id.Dir}, sep)
+	if id.Name != "" {
+		f = append(f, id.Name, id.OnDelete)
+	}
+	return strings.Join(f, sep)
 }
+
+// Owned reports whether the handle names the volume its directory was made
+// for (a dynamically provisioned volume of this version).
+func (id ID) Owned() bool { return id.Name != "" }
+
+// onDeleteValues are what the last field may say.
+var onDeleteValues = map[string]bool{"delete": true, "retain": true, "archive": true}
 
 // Parse reads a volume ID; any malformed ID is an error that says what is wrong.
 func Parse(s string) (ID, error) {
@@ -56,10 +82,13 @@ func Parse(s string) (ID, error) {
 	var id ID
 	switch f[0] {
 	case NFS:
-		if len(f) != 4 {
-			return ID{}, fmt.Errorf("volume ID %q: want nfs#<server>#<share>#<dir>", s)
+		if len(f) != 4 && len(f) != 6 {
+			return ID{}, fmt.Errorf("volume ID %q: want nfs#<server>#<share>#<dir>[#<name>#<onDelete>]", s)
 		}
 		id = ID{Backend: NFS, Server: f[1], Share: f[2], Dir: f[3]}
+		if len(f) == 6 {
+			id.Name, id.OnDelete = f[4], f[5]
+		}
 		if err := ValidateServer(id.Server); err != nil {
 			return ID{}, fmt.Errorf("volume ID %q: %w", s, err)
 		}
@@ -67,10 +96,13 @@ func Parse(s string) (ID, error) {
 			return ID{}, fmt.Errorf("volume ID %q: %w", s, err)
 		}
 	case Local:
-		if len(f) != 3 {
-			return ID{}, fmt.Errorf("volume ID %q: want local#<node>#<dir>", s)
+		if len(f) != 3 && len(f) != 5 {
+			return ID{}, fmt.Errorf("volume ID %q: want local#<node>#<dir>[#<name>#<onDelete>]", s)
 		}
 		id = ID{Backend: Local, Node: f[1], Dir: f[2]}
+		if len(f) == 5 {
+			id.Name, id.OnDelete = f[3], f[4]
+		}
 		if id.Node == "" {
 			return ID{}, fmt.Errorf("volume ID %q: node is empty", s)
 		}
@@ -80,8 +112,38 @@ func Parse(s string) (ID, error) {
 	if err := ValidateDir(id.Dir); err != nil {
 		return ID{}, fmt.Errorf("volume ID %q: %w", s, err)
 	}
+	if id.Name != "" || id.OnDelete != "" {
+		if NameToken(id.Name) != id.Name {
+			return ID{}, fmt.Errorf("volume ID %q: volume name %q is not a plain name", s, id.Name)
+		}
+		if !onDeleteValues[id.OnDelete] {
+			return ID{}, fmt.Errorf("volume ID %q: onDelete %q is not delete, retain or archive", s, id.OnDelete)
+		}
+	}
 	return id, nil
 }
+
+var plainName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// NameToken turns a CSI volume name into a plain name that fits in an ID and
+// in a directory name: Kubernetes names (pvc-<uid>) stay as they are,
+// anything else is hashed, so no name can produce a path that escapes or
+// collides with the reserved .stowage.
+func NameToken(name string) string {
+	if plainName.MatchString(name) && !isReserved(name) {
+		return name
+	}
+	sum := sha256.Sum256([]byte(name))
+	return "vol-" + hex.EncodeToString(sum[:16])
+}
+
+// isReserved reports whether a path element is Stowage's records directory,
+// in any letter case: a case-insensitive server sees .STOWAGE as .stowage.
+func isReserved(part string) bool {
+	return len(part) >= len(reserved) && strings.EqualFold(part[:len(reserved)], reserved)
+}
+
+const reserved = ".stowage"
 
 // ValidateDir checks that dir is a clean relative path that stays inside its
 // root: no "..", no absolute path, no empty or "." components, no '#'.
@@ -102,7 +164,7 @@ func ValidateDir(dir string) error {
 		case "..":
 			return fmt.Errorf("directory %q escapes its root with '..'; use a path inside the share", dir)
 		}
-		if strings.HasPrefix(part, ".stowage") {
+		if isReserved(part) {
 			return fmt.Errorf("directory %q uses the reserved name .stowage", dir)
 		}
 	}

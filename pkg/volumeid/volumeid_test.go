@@ -11,6 +11,8 @@ func TestRoundTrip(t *testing.T) {
 		{Backend: NFS, Server: "nfs.example.com", Share: "/srv/nfs/k8s", Dir: "team-a/data-db-0"},
 		{Backend: NFS, Server: "fd00::5", Share: "/", Dir: "x"},
 		{Backend: Local, Node: "worker-1", Dir: "pvc-2"},
+		{Backend: NFS, Server: "10.0.0.5", Share: "/export", Dir: "team-a/data", Name: "pvc-3", OnDelete: "retain"},
+		{Backend: Local, Node: "worker-1", Dir: "pvc-4", Name: "pvc-4", OnDelete: "delete"},
 	} {
 		got, err := Parse(id.String())
 		if err != nil {
@@ -48,6 +50,16 @@ func TestParseRejects(t *testing.T) {
 		"local#node#..",
 		"local#node#a\x00b",
 		"nfs#s#/e#" + strings.Repeat("a", MaxLength),
+		// The records directory in any letter case (a case-insensitive server).
+		"nfs#10.0.0.5#/export#.STOWAGE",
+		"local#node#a/.Stowage",
+		// Name and onDelete come together, and say something valid.
+		"nfs#10.0.0.5#/export#x#pvc-1",
+		"nfs#10.0.0.5#/export#x#pvc-1#remove",
+		"nfs#10.0.0.5#/export#x##delete",
+		"nfs#10.0.0.5#/export#x#a/b#delete",
+		"local#node#x#pvc-1#",
+		"local#node#x#.stowage#delete",
 	} {
 		if id, err := Parse(s); err == nil {
 			t.Errorf("Parse(%q) = %+v, want an error", s, id)
@@ -73,4 +85,21 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("round trip of %q: %+v, %v", s, again, err)
 		}
 	})
+}
+
+func TestNameToken(t *testing.T) {
+	for name, want := range map[string]string{
+		"pvc-0f3c":   "pvc-0f3c",
+		"sanity.v_1": "sanity.v_1",
+	} {
+		if got := NameToken(name); got != want {
+			t.Errorf("NameToken(%q) = %q, want %q", name, got, want)
+		}
+	}
+	for _, name := range []string{"a/b", "../x", ".stowage", "a#b", strings.Repeat("x", 200), ""} {
+		got := NameToken(name)
+		if !strings.HasPrefix(got, "vol-") || ValidateDir(got) != nil {
+			t.Errorf("NameToken(%q) = %q, want a hashed plain name", name, got)
+		}
+	}
 }

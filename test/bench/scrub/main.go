@@ -169,7 +169,7 @@ func benchLocal(t tree, base string, rounds int, res *Result) error {
 		if err := t.build(vol); err != nil {
 			return err
 		}
-		s, err := timed(func() error { return d.ScrubVolume(ctx, id.String()) })
+		s, err := timed(func() error { return d.ScrubVolume(ctx, id.String(), "") })
 		if err != nil {
 			return err
 		}
@@ -236,7 +236,7 @@ func benchNFS(t tree, exportDir, server, share string, rounds int, res *Result) 
 		if err := t.build(vol); err != nil {
 			return err
 		}
-		s, err := timed(func() error { return d.ScrubVolume(ctx, id.String()) })
+		s, err := timed(func() error { return d.ScrubVolume(ctx, id.String(), "") })
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,90 @@
+package nfs
+
+import (
+	"context"
+
+	gonfs "github.com/willscott/go-nfs-client/nfs"
+
+	"github.com/stowage-csi/stowage/pkg/volumeid"
+)
+
+// Empty looks dir up without following a symlink and reads its first batch
+// of names: anything besides "." and ".." means it is not empty.
+func (s *store) Empty(ctx context.Context, dir string) (exists, empty bool, err error) {
+	if err := volumeid.ValidateDir(dir); err != nil {
+		return false, false, err
+	}
+	err = s.run(ctx, func(c *conn) error {
+		return c.do(ctx, func(p procs) error {
+			attr, fh, err := walk(p, c.root, dir)
+			if err != nil {
+				return err
+			}
+			exists = true
+			if !attr.IsDir() {
+				return &notDirError{rel: dir, kind: attr.Type}
+			}
+			var cookie, verf uint64
+			for {
+				entries, next, nextVerf, eof, err := p.readdirBatch(fh, cookie, verf)
+				if err != nil {
+					return err
+				}
+				for _, e := range entries {
+					if e.FileName != "." && e.FileName != ".." {
+						return nil
+					}
+				}
+				if eof {
+					empty = true
+					return nil
+				}
+				cookie, verf = next, nextVerf
+			}
+		})
+	})
+	switch {
+	case err == nil:
+		return exists, empty, nil
+	case hasStatus(err, gonfs.NFS3ErrNoEnt, gonfs.NFS3ErrNotDir) && !exists:
+		return false, false, nil
+	}
+	return exists, false, explain(s.ep.loc, "list", dir, err)
+}
+
+// ListFiles names the records in .stowage, batch by batch.
+func (s *store) ListFiles(ctx context.Context) ([]string, error) {
+	var names []string
+	err := s.run(ctx, func(c *conn) error {
+		names = names[:0]
+		return c.do(ctx, func(p procs) error {
+			_, fh, err := walk(p, c.root, recordDir)
+			if err != nil {
+				return err
+			}
+			var cookie, verf uint64
+			for {
+				entries, next, nextVerf, eof, err := p.readdirBatch(fh, cookie, verf)
+				if err != nil {
+					return err
+				}
+				for _, e := range entries {
+					if e.FileName != "." && e.FileName != ".." {
+						names = append(names, e.FileName)
+					}
+				}
+				if eof {
+					return nil
+				}
+				cookie, verf = next, nextVerf
+			}
+		})
+	})
+	if hasStatus(err, gonfs.NFS3ErrNoEnt) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, explain(s.ep.loc, "list", recordDir, err)
+	}
+	return names, nil
+}
