@@ -56,6 +56,20 @@ func run(ctx context.Context, cfg config) error {
 			opts.NodeExists = nodeExists(client)
 		}
 	}
+	if cfg.mode == modeNode {
+		// NodePublishVolume reads the claim of a volume made for
+		// ReadOnlyMany and other modes, provisioner or not.
+		if client == nil {
+			if c, err := kubeClient(cfg); err != nil {
+				klog.ErrorS(err, "No Kubernetes API: a volume made for ReadOnlyMany and other modes will be mounted in the mode kubelet passes, not its claim's")
+			} else {
+				client = c
+			}
+		}
+		if client != nil {
+			opts.ClaimAccessModes = driver.ClaimLookup(client)
+		}
+	}
 
 	d, err := driver.New(opts)
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestBindReadOnlyPropagates mounts read-only below a shared mount from a
@@ -49,7 +51,12 @@ func TestBindReadOnlyHelper(t *testing.T) {
 	if src == "" {
 		t.Skip("run by TestBindReadOnlyPropagates")
 	}
-	if err := bindReadOnly(src, target); err != nil {
+	dir, err := os.OpenFile(src, os.O_RDONLY|unix.O_PATH|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	if err := bindReadOnly(dir, target); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -50,6 +50,12 @@ type Options struct {
 	Mounter mount.Interface
 	// NodeExists, if set, lets ControllerPublishVolume refuse unknown nodes.
 	NodeExists NodeChecker
+	// ClaimAccessModes, if set, returns the access modes of the claim bound
+	// to PV pvName after checking that the PV carries volumeID (wrapping
+	// ErrNotTheClaim if not). NodePublishVolume asks it for volumes made for
+	// ReadOnlyMany and other modes (claimmode.go); nil mounts those in the
+	// mode kubelet passes.
+	ClaimAccessModes func(ctx context.Context, pvName, volumeID string) ([]string, error)
 }
 
 // Driver serves the three CSI services.

@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -57,33 +59,29 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 	// Kubelet passes only the first access mode, and a pod may forget
 	// readOnly: a read-only mode is enforced here, whatever the pod says.
 	readOnly := req.GetReadonly() || readOnlyMode(req.GetVolumeCapability())
-	source, fsType, options, err := d.mountSource(id, req.GetVolumeCapability().GetMount().GetMountFlags())
-	if err != nil {
-		return nil, err
-	}
-	if readOnly {
-		options = append(options, "ro")
+	if !readOnly {
+		// The first mode may not be the claim's (claimmode.go).
+		if readOnly, err = d.claimReadOnly(ctx, req); err != nil {
+			return nil, err
+		}
 	}
 
 	if err := os.MkdirAll(target, 0o750); err != nil {
 		return nil, status.Errorf(codes.Internal, "create target %s: %v", target, err)
 	}
-	notMnt, err := d.opts.Mounter.IsLikelyNotMountPoint(target)
+	// The mount table, not a device comparison: a bind mount from the same
+	// filesystem has the same device as its target's parent, and a retried
+	// publish would stack a second bind.
+	mounted, err := d.opts.Mounter.IsMountPoint(target)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "check target %s: %v", target, err)
 	}
-	if !notMnt {
+	if mounted {
 		klog.V(4).InfoS("Volume already published", "volumeID", id.String(), "target", target)
 		return &csi.NodePublishVolumeResponse{}, nil
 	}
-	mountErr := error(nil)
-	if id.Backend == volumeid.Local && readOnly {
-		mountErr = bindReadOnly(source, target)
-	} else {
-		mountErr = d.opts.Mounter.Mount(source, target, fsType, options)
-	}
-	if mountErr != nil {
-		return nil, status.Errorf(codes.Internal, "mount %s on %s: %v", source, target, mountErr)
+	if err := d.mountVolume(id, target, req.GetVolumeCapability().GetMount().GetMountFlags(), readOnly); err != nil {
+		return nil, err
 	}
 	// ReadWriteOncePod: one target on this node at most. Kubernetes enforces
 	// it too; checking the kernel's mount table keeps the promise for any
@@ -107,23 +105,47 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 	return &csi.NodePublishVolumeResponse{}, nil
 }
 
-// mountSource says what to mount for a volume on this node.
-func (d *Driver) mountSource(id volumeid.ID, flags []string) (source, fsType string, options []string, err error) {
+// mountVolume mounts a volume on target.
+func (d *Driver) mountVolume(id volumeid.ID, target string, flags []string, readOnly bool) error {
 	switch id.Backend {
 	case volumeid.NFS:
-		return id.Server + ":" + filepath.Join(id.Share, id.Dir), "nfs", flags, nil
+		source, options := nfsSource(id.Server, id.Share, id.Dir), flags
+		if readOnly {
+			options = append(slices.Clip(options), "ro")
+		}
+		if err := d.opts.Mounter.Mount(source, target, "nfs", options); err != nil {
+			return status.Errorf(codes.Internal, "mount %s on %s: %v", source, target, err)
+		}
+		return nil
 	case volumeid.Local:
 		if d.opts.Local == nil || id.Node != d.opts.NodeID {
-			return "", "", nil, status.Errorf(codes.NotFound,
+			return status.Errorf(codes.NotFound,
 				"local volume %s lives on node %s, not on this node (%s)", id.String(), id.Node, d.opts.NodeID)
 		}
-		src, err := d.opts.Local.Resolve(id.Dir)
+		dir, err := d.opts.Local.OpenDir(id.Dir)
 		if err != nil {
-			return "", "", nil, status.Errorf(codes.NotFound, "local volume %s: %v", id.String(), err)
+			return status.Errorf(codes.NotFound, "local volume %s: %v", id.String(), err)
 		}
-		return src, "", []string{"bind"}, nil
+		defer dir.Close()
+		bind := bindDir
+		if readOnly {
+			bind = bindReadOnly
+		}
+		if err := bind(dir, target); err != nil {
+			return status.Errorf(codes.Internal, "mount local volume %s on %s: %v", id.String(), target, err)
+		}
+		return nil
 	}
-	return "", "", nil, status.Errorf(codes.InvalidArgument, "unknown backend %q", id.Backend)
+	return status.Errorf(codes.InvalidArgument, "unknown backend %q", id.Backend)
+}
+
+// nfsSource is the mount source of an NFS export directory; an IPv6 address
+// goes in brackets, or mount would take its last group for the path.
+func nfsSource(server, share, dir string) string {
+	if strings.Contains(server, ":") && !strings.HasPrefix(server, "[") {
+		server = "[" + server + "]"
+	}
+	return server + ":" + filepath.Join(share, dir)
 }
 
 func (d *Driver) NodeUnpublishVolume(_ context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
@@ -164,7 +186,7 @@ func (d *Driver) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeS
 		}
 		return nil, status.Errorf(codes.Internal, "stat %s: %v", p, err)
 	}
-	notMnt, err := d.opts.Mounter.IsLikelyNotMountPoint(p)
+	mounted, err := d.opts.Mounter.IsMountPoint(p)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "check %s: %v", p, err)
 	}
@@ -183,7 +205,7 @@ func (d *Driver) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeS
 		// this volume holds against the size it was given.
 		bytes, inodes = d.localUsage(ctx, id, p, bytes, inodes)
 	}
-	if notMnt {
+	if !mounted {
 		klog.InfoS("Volume path is not a mount point; the pod may need a restart", "volumeID", id.String(), "path", p)
 	}
 	return &csi.NodeGetVolumeStatsResponse{
