@@ -146,7 +146,7 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 	}
 	d.names.remember(req.GetName(), sum+"|"+id.String())
 	klog.V(2).InfoS("Created volume", "volumeID", id.String(), "bytes", size)
-	return &csi.CreateVolumeResponse{Volume: d.volume(id, size)}, nil
+	return &csi.CreateVolumeResponse{Volume: d.volume(id, size, req.GetVolumeCapabilities())}, nil
 }
 
 // createdBefore answers a CreateVolume for a directory whose record already
@@ -177,7 +177,7 @@ func (d *Driver) createdBefore(ctx context.Context, store backend.Store, id volu
 		}
 	}
 	d.names.remember(req.GetName(), sum+"|"+id.String())
-	return &csi.CreateVolumeResponse{Volume: d.volume(id, rec.Capacity)}, nil
+	return &csi.CreateVolumeResponse{Volume: d.volume(id, rec.Capacity, req.GetVolumeCapabilities())}, nil
 }
 
 // undoCreate removes what a failed CreateVolume made, so nothing half-made
@@ -193,11 +193,17 @@ func (d *Driver) undoCreate(ctx context.Context, store backend.Store, dir string
 	}
 }
 
-func (d *Driver) volume(id volumeid.ID, size int64) *csi.Volume {
+func (d *Driver) volume(id volumeid.ID, size int64, caps []*csi.VolumeCapability) *csi.Volume {
 	v := &csi.Volume{
 		VolumeId:      id.String(),
 		CapacityBytes: size,
 		VolumeContext: map[string]string{ContextBackend: id.Backend},
+	}
+	// The node plugin reads the modes the volume was made for: kubelet
+	// passes only the first, which hides a ReadOnlyMany-only claim bound to
+	// a recycled [ReadWriteMany, ReadOnlyMany] volume.
+	if modes := accessModesContext(caps); modes != "" {
+		v.VolumeContext[ContextAccessModes] = modes
 	}
 	if id.Backend == volumeid.Local {
 		v.AccessibleTopology = []*csi.Topology{{Segments: map[string]string{TopologyKey: id.Node}}}
