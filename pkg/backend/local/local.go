@@ -132,8 +132,8 @@ func (s *Store) Exists(_ context.Context, dir string) (bool, error) {
 	return fi.IsDir(), nil
 }
 
-func (s *Store) RemoveAll(_ context.Context, dir string) error {
-	if err := s.removeTree(dir, false); err != nil {
+func (s *Store) RemoveAll(ctx context.Context, dir string) error {
+	if err := s.removeTree(ctx, dir, false); err != nil {
 		return fmt.Errorf("remove %s under %s: %w", dir, s.base, wrap(err))
 	}
 	return nil
@@ -151,8 +151,10 @@ func (s *Store) Rename(_ context.Context, dir, newDir string) error {
 	return nil
 }
 
-func (s *Store) Scrub(_ context.Context, dir string) error {
-	if err := s.removeTree(dir, true); err != nil {
+// Scrub empties dir; a missing dir wraps backend.ErrNotFound, since a
+// volume with nothing behind it must not be offered again.
+func (s *Store) Scrub(ctx context.Context, dir string) error {
+	if err := s.removeTree(ctx, dir, true); err != nil {
 		return fmt.Errorf("scrub %s under %s: %w", dir, s.base, wrap(err))
 	}
 	return nil

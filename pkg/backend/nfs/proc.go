@@ -239,3 +239,15 @@ func (p procs) fsstat(fh []byte) (*fsstat, error) {
 	}
 	return &st, nil
 }
+
+// setattr sets attributes of fh unconditionally (no ctime guard).
+func (p procs) setattr(fh []byte, attrs gonfs.Sattr3) error {
+	type args struct {
+		rpc.Header
+		FH    []byte
+		Attrs gonfs.Sattr3
+		Guard uint32 // sattrguard3 with check = FALSE
+	}
+	_, err := p.call(&args{p.header(gonfs.NFSProc3SetAttr), fh, attrs, 0})
+	return err
+}
