@@ -32,8 +32,13 @@ type Store interface {
 	RemoveAll(ctx context.Context, dir string) error
 	// Rename moves dir to newDir (used to archive a volume on delete).
 	Rename(ctx context.Context, dir, newDir string) error
-	// Scrub removes everything inside dir but keeps dir itself.
+	// Scrub removes everything inside dir but keeps dir itself. A missing
+	// dir wraps ErrNotFound. Like RemoveAll it never crosses into another
+	// filesystem or another store's records, and reports what it left.
 	Scrub(ctx context.Context, dir string) error
+	// Reset gives an emptied dir the owner, exactly perm, and none of the
+	// ACLs or extended attributes a previous tenant set: a fresh volume's.
+	Reset(ctx context.Context, dir string, perm os.FileMode) error
 	// ReadFile and WriteFile hold Stowage's own small records under the
 	// reserved directory .stowage at the root. WriteFile replaces atomically
 	// where the store can; ReadFile of a missing file wraps ErrNotFound.

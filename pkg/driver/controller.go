@@ -126,12 +126,11 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 		d.undoCreate(ctx, store, dir, true)
 		return nil, storeError(err, "create %s", dir)
 	}
-	// A volume created around this one at the same time wrote its record
-	// before it looked inside, so looking at the parents again after our
-	// mkdir sees it: of two racing creates, at least one backs off.
-	if err := checkNotNested(ctx, store, id, false); err != nil {
-		// The directory we made lies in another volume, whose pods may
-		// already see it: leave it, take only the record back.
+	// Look again now that our record is written and our directory made: a
+	// volume created around or inside this one at the same time does the
+	// same, so of two racing creates at least one sees the other and backs
+	// off. What the other made is left alone; only our record goes.
+	if err := d.checkAfterMkdir(ctx, store, id, existed); err != nil {
 		d.undoCreate(ctx, store, dir, true)
 		return nil, err
 	}
@@ -147,6 +146,26 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 	d.names.remember(req.GetName(), sum+"|"+id.String())
 	klog.V(2).InfoS("Created volume", "volumeID", id.String(), "bytes", size)
 	return &csi.CreateVolumeResponse{Volume: d.volume(id, size, req.GetVolumeCapabilities())}, nil
+}
+
+// checkAfterMkdir repeats the nesting checks once the record and the
+// directory exist.
+func (d *Driver) checkAfterMkdir(ctx context.Context, store backend.Store, id volumeid.ID, existed bool) error {
+	if err := checkNotNested(ctx, store, id, existed); err != nil {
+		return err
+	}
+	if existed {
+		return nil // adopted: the records were read again just above
+	}
+	_, empty, err := store.Empty(ctx, id.Dir)
+	if err != nil {
+		return storeError(err, "check %s", id.Dir)
+	}
+	if !empty {
+		return status.Errorf(codes.FailedPrecondition,
+			"directory %s on %s filled up while it was being created (another volume made inside it at the same time); nothing was done, retry", id.Dir, where(id))
+	}
+	return nil
 }
 
 // createdBefore answers a CreateVolume for a directory whose record already
@@ -343,6 +362,9 @@ func storeError(err error, format string, args ...any) error {
 		return status.Error(codes.ResourceExhausted, msg+"; free space on the storage or ask for a smaller volume")
 	case errors.Is(err, backend.ErrNotFound):
 		return status.Error(codes.NotFound, msg)
+	case errors.Is(err, backend.ErrOtherFilesystem), errors.Is(err, backend.ErrOtherStore):
+		// Left on purpose: something mounted, or another store, inside.
+		return status.Error(codes.FailedPrecondition, msg)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return status.Error(codes.DeadlineExceeded, msg)
 	}

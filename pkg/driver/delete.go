@@ -169,15 +169,10 @@ func (d *Driver) ScrubVolume(ctx context.Context, volumeID, pvName string) error
 		return storeError(err, "scrub %s", id.Dir)
 	}
 	// A static volume keeps what the admin gave its directory.
-	if r, ok := store.(resetter); ok && mode != 0 {
-		if err := r.Reset(ctx, id.Dir, mode); err != nil {
+	if mode != 0 {
+		if err := store.Reset(ctx, id.Dir, mode); err != nil {
 			return storeError(err, "reset the owner and mode of %s", id.Dir)
 		}
 	}
 	return nil
-}
-
-// TODO(merge): Reset joins backend.Store with the bounded-removal change.
-type resetter interface {
-	Reset(ctx context.Context, dir string, perm os.FileMode) error
 }
