@@ -25,6 +25,8 @@ type Usage struct {
 	Bytes  int64
 	Inodes int64
 	Limit  int64 // hard block limit in bytes; 0 means none
+	// InodeLimit is the hard limit on files and directories; 0 means none.
+	InodeLimit int64
 }
 
 // Open checks that the filesystem holding dir enforces project quotas.
@@ -89,14 +91,15 @@ func explain(err error) string {
 	return err.Error()
 }
 
-// SetLimit sets the hard block limit of project id; 0 removes it. Limits
-// are kept in 1 KiB units, so bytes round up to the next KiB.
+// SetLimit sets the hard block limit of project id and the inode limit
+// that goes with it (InodesFor); 0 removes both. Limits are kept in 1 KiB
+// units, so bytes round up to the next KiB.
 func (f *FS) SetLimit(id uint32, bytes int64) error {
 	if bytes < 0 {
 		return fmt.Errorf("quota limit %d bytes for project %d is negative", bytes, id)
 	}
 	blocks := uint64((bytes + qifBlock - 1) / qifBlock)
-	q := ifDqblk{BHardLimit: blocks, Valid: qifBLimits}
+	q := ifDqblk{BHardLimit: blocks, IHardLimit: uint64(InodesFor(bytes)), Valid: qifBLimits | qifILimits}
 	if err := f.t.set(id, q); err != nil {
 		return fmt.Errorf("set limit of project %d on %s to %d bytes: %s", id, f.Mount.Point, bytes, explain(err))
 	}
@@ -113,8 +116,22 @@ func (f *FS) Usage(id uint32) (Usage, error) {
 	if err != nil {
 		return Usage{}, fmt.Errorf("usage of project %d on %s: %s", id, f.Mount.Point, explain(err))
 	}
-	return Usage{Bytes: int64(q.CurSpace), Inodes: int64(q.CurInodes), Limit: int64(q.BHardLimit) * qifBlock}, nil
+	return Usage{Bytes: int64(q.CurSpace), Inodes: int64(q.CurInodes), Limit: int64(q.BHardLimit) * qifBlock,
+		InodeLimit: int64(q.IHardLimit)}, nil
 }
+
+// InodesFor is the inode limit of a volume of the given size: one per 4 KiB
+// block it may fill, at least 4096. Blocks alone do not bound empty files
+// and directories, so a tenant could otherwise fill the filesystem's inode
+// table, which every volume on the node shares.
+func InodesFor(bytes int64) int64 {
+	if bytes == 0 {
+		return 0
+	}
+	return max(bytes/4096, minInodes)
+}
+
+const minInodes = 4096
 
 // Project IDs Stowage picks from. They start well above the small numbers
 // admins write into /etc/projects by hand.

@@ -24,6 +24,7 @@ const (
 	qXGetQStatV = 0x5808   // Q_XGETQSTATV ('X'<<8 | 8)
 
 	qifBLimits = 1 // QIF_BLIMITS: dqb_bhardlimit and dqb_bsoftlimit are valid
+	qifILimits = 4 // QIF_ILIMITS: dqb_ihardlimit and dqb_isoftlimit are valid
 	qifBlock   = 1024
 
 	fsQStatVVersion1 = 1

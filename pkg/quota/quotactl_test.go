@@ -23,8 +23,8 @@ func TestDeviceFallback(t *testing.T) {
 				t.Fatal(err)
 			}
 			u, err := fs.Usage(id)
-			if err != nil || u.Limit != limit {
-				t.Fatalf("Usage = %+v, %v; want limit %d", u, err, limit)
+			if err != nil || u.Limit != limit || u.InodeLimit != InodesFor(limit) {
+				t.Fatalf("Usage = %+v, %v; want limit %d and %d inodes", u, err, limit, InodesFor(limit))
 			}
 			fs.t.device = "/dev/no-such-device"
 			if _, err := fs.Usage(id); err == nil {

@@ -68,6 +68,11 @@ func writeFile(p string, n int) error {
 // an ordinary pod: the VFS quota code behind ext4 lets that capability
 // exceed hard limits, so a root test process would never hit one.
 func writeAsPod(p string, n int) error {
+	return asPod(func() error { return writeFile(p, n) })
+}
+
+// asPod runs fn on an OS thread without CAP_SYS_RESOURCE.
+func asPod(fn func() error) error {
 	done := make(chan error, 1)
 	go func() {
 		// Never unlocked: the thread exits with the goroutine, so its reduced
@@ -84,7 +89,7 @@ func writeAsPod(p string, n int) error {
 			done <- fmt.Errorf("capset: %w", err)
 			return
 		}
-		done <- writeFile(p, n)
+		done <- fn()
 	}()
 	return <-done
 }
@@ -274,6 +279,47 @@ func TestQuotaUnavailable(t *testing.T) {
 			}
 			if bytes < 1*mib || bytes > 1*mib+64<<10 || inodes != 2 {
 				t.Errorf("WalkUsage = %d bytes %d inodes, want 1 MiB counted once and 2 inodes", bytes, inodes)
+			}
+		})
+	}
+}
+
+// Empty files take no blocks: without an inode limit a tenant could fill
+// the filesystem's inode table, which every volume on the node shares.
+func TestInodeQuotaEnforced(t *testing.T) {
+	for _, kind := range []quotatest.Kind{quotatest.XFSPrjQuota, quotatest.Ext4PrjQuota} {
+		t.Run(kind.Name, func(t *testing.T) {
+			ctx := context.Background()
+			s := quotaStore(t, kind)
+			q, err := NewQuota(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Mkdir(ctx, "pvc-1", 0o777); err != nil {
+				t.Fatal(err)
+			}
+			if err := q.SetQuota(ctx, "pvc-1", 1*mib); err != nil {
+				t.Fatal(err)
+			}
+			limit := quota.InodesFor(1 * mib)
+			vol := s.Path("pvc-1")
+			made := 0
+			err = asPod(func() error {
+				for made < int(limit)+100 {
+					f, err := os.Create(filepath.Join(vol, fmt.Sprint(made)))
+					if err != nil {
+						return err
+					}
+					f.Close()
+					made++
+				}
+				return nil
+			})
+			if !errors.Is(err, syscall.EDQUOT) && !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("%d empty files in a volume limited to %d inodes: %v, want EDQUOT or ENOSPC", made, limit, err)
+			}
+			if made < int(limit)-2 {
+				t.Errorf("refused after %d files, want about %d", made, limit)
 			}
 		})
 	}
