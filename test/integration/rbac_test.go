@@ -69,6 +69,7 @@ func TestRBACNodePlugin(t *testing.T) {
 		if !apierrors.IsForbidden(err) {
 			t.Fatalf("%s: want a refusal, got %v", what, err)
 		}
+		t.Logf("%s: %v", what, err)
 		for _, w := range wants {
 			if !strings.Contains(err.Error(), w) {
 				t.Errorf("%s refused, but the message lacks %q: %v", what, w, err)
