@@ -17,10 +17,12 @@ import (
 	"strings"
 	"testing"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -327,6 +329,25 @@ func TestDefaults(t *testing.T) {
 			}
 		}
 	}
+	// Exactly what the code calls, nothing more (docs/security.md names the call for each verb).
+	wantNode := map[string][]string{
+		"persistentvolumes":        {"create", "delete", "get", "list", "patch", "update", "watch"},
+		"persistentvolumes/status": {"update"},
+		"persistentvolumeclaims":   {"get", "list", "update", "watch"},
+		"storageclasses":           {"get", "list", "watch"},
+		"events":                   {"create", "patch"},
+		"nodes":                    {"get"},
+	}
+	if got := verbsByResource(nr); !verbMapsEqual(got, wantNode) {
+		t.Errorf("node ClusterRole grants %v, want exactly %v", got, wantNode)
+	}
+	for _, r := range []*rbacv1.ClusterRole{cr, nr} {
+		if grants(r, "persistentvolumeclaims", "patch") || grants(r, "persistentvolumeclaims", "delete") ||
+			grants(r, "persistentvolumeclaims", "create") {
+			t.Errorf("ClusterRole %s may patch, create or delete claims; nothing in Stowage does", r.Name)
+		}
+	}
+	checkNodePolicies(t, objs, "stowage", "stowage-node", driver)
 	if _, ok := find[*rbacv1.ClusterRole](objs, "stowage-attacher"); ok {
 		t.Error("attacher RBAC rendered without attachRequired")
 	}
@@ -446,6 +467,24 @@ func TestTestClusterValues(t *testing.T) {
 	}
 }
 
+// The node policy follows the release's namespace, names and driver name.
+func TestNodePolicyNames(t *testing.T) {
+	objs := render(t, "values/other-driver.yaml")
+	checkNodePolicies(t, objs, "stowage", "stowage-node", "nfs.example.org")
+}
+
+func TestNoNodePolicy(t *testing.T) {
+	for _, values := range []string{"values/no-admission-policy.yaml", "values/minimal.yaml"} {
+		objs := render(t, values)
+		for _, o := range objs.all {
+			switch o.(type) {
+			case *admissionregistrationv1.ValidatingAdmissionPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
+				t.Errorf("%s: admission policy rendered although node.admissionPolicy or node.provisioner is off", values)
+			}
+		}
+	}
+}
+
 func TestMinimal(t *testing.T) {
 	objs := render(t, "values/minimal.yaml")
 	for _, name := range []string{"stowage-controller", "stowage-node"} {
@@ -488,6 +527,84 @@ func TestDeployManifest(t *testing.T) {
 	}
 	must[*appsv1.DaemonSet](t, objs, "stowage-node")
 	must[*appsv1.Deployment](t, objs, "stowage-controller")
+}
+
+// checkNodePolicies checks the two policies that hold the node plugin (service account ns/sa) to
+// its own node: what they match, that they refuse on error, and that they name the driver. What they
+// decide is tested on a real API server in test/integration/rbac_test.go.
+func checkNodePolicies(t *testing.T, objs objects, ns, sa, driverName string) {
+	t.Helper()
+	user := "request.userInfo.username == 'system:serviceaccount:" + ns + ":" + sa + "'"
+	for _, kind := range []struct {
+		name      string
+		resources []string
+		wants     []string
+	}{
+		{sa + "-volumes", []string{"persistentvolumes", "persistentvolumes/status"},
+			[]string{"object.spec.csi.driver == '" + driverName + "'", "volumeHandle.startsWith(variables.prefix)",
+				"'local#' + variables.node + '#'", "authentication.kubernetes.io/node-name"}},
+		{sa + "-claims", []string{"persistentvolumeclaims", "persistentvolumeclaims/status"},
+			[]string{"volume.kubernetes.io/selected-node", "authentication.kubernetes.io/node-name"}},
+	} {
+		p := must[*admissionregistrationv1.ValidatingAdmissionPolicy](t, objs, kind.name)
+		if p.Spec.FailurePolicy == nil || *p.Spec.FailurePolicy != admissionregistrationv1.Fail {
+			t.Errorf("policy %s: failurePolicy must be Fail", p.Name)
+		}
+		if len(p.Spec.MatchConditions) != 1 || p.Spec.MatchConditions[0].Expression != user {
+			t.Errorf("policy %s match conditions = %+v, want %s", p.Name, p.Spec.MatchConditions, user)
+		}
+		rules := p.Spec.MatchConstraints.ResourceRules
+		if len(rules) != 1 || !slices.Equal(rules[0].Resources, kind.resources) ||
+			!slices.Equal(rules[0].Operations, []admissionregistrationv1.OperationType{"CREATE", "UPDATE", "DELETE"}) {
+			t.Errorf("policy %s rules = %+v, want CREATE/UPDATE/DELETE on %v", p.Name, rules, kind.resources)
+		}
+		var text strings.Builder
+		for _, v := range p.Spec.Variables {
+			text.WriteString(v.Expression + "\n")
+		}
+		for _, v := range p.Spec.Validations {
+			text.WriteString(v.Expression + "\n")
+			if v.MessageExpression == "" || v.Reason == nil || *v.Reason != metav1.StatusReasonForbidden {
+				t.Errorf("policy %s: validation %q needs a messageExpression and reason Forbidden", p.Name, v.Expression)
+			}
+		}
+		for _, w := range kind.wants {
+			if !strings.Contains(text.String(), w) {
+				t.Errorf("policy %s does not check %s", p.Name, w)
+			}
+		}
+		b := must[*admissionregistrationv1.ValidatingAdmissionPolicyBinding](t, objs, kind.name)
+		if b.Spec.PolicyName != p.Name || !slices.Equal(b.Spec.ValidationActions, []admissionregistrationv1.ValidationAction{"Deny"}) ||
+			b.Spec.ParamRef != nil || b.Spec.MatchResources != nil {
+			t.Errorf("binding %s = %+v, want policy %s, Deny, everywhere", b.Name, b.Spec, p.Name)
+		}
+	}
+}
+
+func verbsByResource(r *rbacv1.ClusterRole) map[string][]string {
+	m := map[string][]string{}
+	for _, rule := range r.Rules {
+		for _, res := range rule.Resources {
+			m[res] = append(m[res], rule.Verbs...)
+		}
+	}
+	for k := range m {
+		slices.Sort(m[k])
+		m[k] = slices.Compact(m[k])
+	}
+	return m
+}
+
+func verbMapsEqual(a, b map[string][]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if !slices.Equal(v, b[k]) {
+			return false
+		}
+	}
+	return true
 }
 
 func grants(r *rbacv1.ClusterRole, resource, verb string) bool {
