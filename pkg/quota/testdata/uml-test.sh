@@ -29,10 +29,12 @@ for m in drivers/block/loop.ko fs/quota/quota_tree.ko fs/quota/quota_v2.ko; do
 done
 rc=0
 cd $out
-for t in quota local; do
-	echo "=== \$t"
-	./\$t.test -test.v -test.count=1 $* || rc=1
-done
+echo "=== quota"
+./quota.test -test.v -test.count=1 $* || rc=1
+# Of the local backend only what needs quotas: the rest runs on the host in
+# make unit, where its big trees take seconds instead of many minutes.
+echo "=== local"
+./local.test -test.v -test.count=1 -test.run Quota $* || rc=1
 echo \$rc >$out/rc
 echo o >/proc/sysrq-trigger
 sleep 10
