@@ -210,7 +210,9 @@ func (r *Recycler) sync(ctx context.Context, name string) (time.Duration, error)
 		// Every recycler sees every released PV; an event each time would
 		// drown the one that matters.
 		logger.V(2).Info("Not recycling: another recycler is scrubbing the volume", "holder", lease.holder, "expires", lease.expires)
-		return time.Until(lease.expires) + time.Second, nil
+		// Look again when the lease runs out, in case its holder died;
+		// no later than one lease from now, whatever expiry it wrote.
+		return min(time.Until(lease.expires)+time.Second, r.cfg.LeaseDuration), nil
 	}
 	if lease.holder != "" {
 		logger.Info("Taking over the recycling lease of a recycler that stopped renewing it",
@@ -251,8 +253,13 @@ func (r *Recycler) scrub(ctx context.Context, pv *v1.PersistentVolume, ref *v1.O
 			"Scrub of volume %s stopped: %s while it was being scrubbed; nothing more was removed", handle, changed.what)
 		r.dropLease(ctx, name, ref.UID)
 		return nil
+	case ctx.Err() != nil:
+		logger.Info("Scrub stopped: the recycler is shutting down", "volumeID", handle)
+		r.dropLease(ctx, name, ref.UID)
+		return nil
 	case stopped != nil:
-		// The lease could not be renewed, or the recycler is shutting down.
+		// The lease could not be renewed: the API server is unreachable
+		// or refuses, and after expiry someone else may scrub.
 		r.dropLease(ctx, name, ref.UID)
 		return fmt.Errorf("scrub of volume %s of PV %s stopped: %w", handle, name, stopped)
 	case err != nil:
