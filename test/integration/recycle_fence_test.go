@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/retry"
 
@@ -149,37 +150,51 @@ func (h *harness) releasedPV(name string) *v1.PersistentVolume {
 	return pv
 }
 
-// countAvailable counts the PV's transitions into Available from now on.
-func (h *harness) countAvailable(name string) func() int {
+// countAvailable counts the PV's transitions into Available from now on;
+// seen lists the phases observed, for the failure message. An informer,
+// not a bare watch: it retries when the API server's watch cache lags
+// ("Too large resource version"), which it does on a loaded machine.
+func (h *harness) countAvailable(name string) (count func() int, seen func() string) {
 	h.t.Helper()
-	w, err := h.c.CoreV1().PersistentVolumes().Watch(h.ctx, metav1.ListOptions{
-		FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String(),
+	ctx, cancel := context.WithCancel(context.Background())
+	factory := informers.NewSharedInformerFactoryWithOptions(h.c, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
+	}))
+	var mu sync.Mutex
+	n := 0
+	var phases []string
+	observe := func(old, pv *v1.PersistentVolume) {
+		mu.Lock()
+		defer mu.Unlock()
+		phases = append(phases, string(pv.Status.Phase))
+		if pv.Status.Phase == v1.VolumeAvailable && (old == nil || old.Status.Phase != v1.VolumeAvailable) {
+			n++
+		}
+	}
+	_, err := factory.Core().V1().PersistentVolumes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj interface{}) { observe(nil, obj.(*v1.PersistentVolume)) },
+		UpdateFunc: func(old, obj interface{}) { observe(old.(*v1.PersistentVolume), obj.(*v1.PersistentVolume)) },
 	})
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	h.t.Cleanup(w.Stop)
-	var mu sync.Mutex
-	n, last := 0, v1.PersistentVolumePhase("")
-	go func() {
-		for ev := range w.ResultChan() {
-			pv, ok := ev.Object.(*v1.PersistentVolume)
-			if !ok {
-				continue
-			}
-			mu.Lock()
-			if pv.Status.Phase == v1.VolumeAvailable && last != v1.VolumeAvailable {
-				n++
-			}
-			last = pv.Status.Phase
-			mu.Unlock()
-		}
-	}()
-	return func() int {
+	factory.Start(ctx.Done())
+	factory.WaitForCacheSync(ctx.Done())
+	h.t.Cleanup(func() {
+		cancel()
+		factory.Shutdown()
+	})
+	count = func() int {
 		mu.Lock()
 		defer mu.Unlock()
 		return n
 	}
+	seen = func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Join(phases, ", ")
+	}
+	return count, seen
 }
 
 func recv(t *testing.T, c <-chan string, within time.Duration, what string) string {
@@ -203,7 +218,7 @@ func TestRecycleFenceTwoRecyclers(t *testing.T) {
 	dir := t.TempDir()
 	writeTree(t, dir, sample)
 	g := newGatedScrubber(dir)
-	availables := h.countAvailable(pv.Name)
+	availables, seen := h.countAvailable(pv.Name)
 	const lease, renew = 2 * time.Second, 400 * time.Millisecond
 	h.startRecycler("a", g.forRecycler("a"), lease, renew)
 	h.startRecycler("b", g.forRecycler("b"), lease, renew)
@@ -224,7 +239,7 @@ func TestRecycleFenceTwoRecyclers(t *testing.T) {
 		t.Errorf("%d scrubs, at most %d at once; want 1 and 1", n, m)
 	}
 	if n := availables(); n != 1 {
-		t.Errorf("the PV became Available %d times, want once", n)
+		t.Errorf("the PV became Available %d times, want once; phases seen: %s", n, seen())
 	}
 	if available.Spec.ClaimRef != nil {
 		t.Errorf("recycled PV still has claimRef %+v", available.Spec.ClaimRef)
