@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
@@ -38,6 +38,18 @@ type Config struct {
 	Recorder record.EventRecorder
 	// Workers is how many volumes are scrubbed at once; 0 means 2.
 	Workers int
+	// Identity names this recycler in the PVs' recycling leases; it must
+	// differ between every two recyclers that may run at the same time,
+	// restarts included. "" means hostname, pid and a random suffix.
+	Identity string
+	// LeaseDuration is how long a recycling lease lasts unless renewed:
+	// how long a recycler that died mid-scrub blocks the PV. 0 means 60s.
+	LeaseDuration time.Duration
+	// RenewInterval is how often the lease is renewed during a scrub; it
+	// must be under half of LeaseDuration, so that a renewal that fails
+	// (and the scrub that stops with it) happens while the lease still
+	// holds. 0 means 20s.
+	RenewInterval time.Duration
 }
 
 // Recycler scrubs released PVs with policy Recycle and makes them Available.
@@ -46,6 +58,9 @@ type Recycler struct {
 	pvs    corelisters.PersistentVolumeLister
 	queue  workqueue.TypedRateLimitingInterface[string]
 	synced cache.InformerSynced
+
+	mu     sync.Mutex
+	fences map[string]*fence // by PV name, while it is scrubbed
 }
 
 // New checks cfg and registers the recycler's handlers on the PV informer;
@@ -68,6 +83,19 @@ func New(cfg Config) (*Recycler, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 2
 	}
+	if cfg.Identity == "" {
+		cfg.Identity = defaultIdentity()
+	}
+	if cfg.LeaseDuration <= 0 {
+		cfg.LeaseDuration = 60 * time.Second
+	}
+	if cfg.RenewInterval <= 0 {
+		cfg.RenewInterval = 20 * time.Second
+	}
+	if 2*cfg.RenewInterval >= cfg.LeaseDuration {
+		return nil, fmt.Errorf("recycler: RenewInterval %v must be under half of LeaseDuration %v, so that a scrub "+
+			"whose lease cannot be renewed stops before the lease runs out", cfg.RenewInterval, cfg.LeaseDuration)
+	}
 	r := &Recycler{
 		cfg: cfg,
 		pvs: corelisters.NewPersistentVolumeLister(cfg.Volumes.GetIndexer()),
@@ -75,10 +103,15 @@ func New(cfg Config) (*Recycler, error) {
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](2*time.Second, 5*time.Minute),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "recycler"}),
 		synced: cfg.Volumes.HasSynced,
+		fences: map[string]*fence{},
 	}
 	_, err := cfg.Volumes.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    r.enqueue,
-		UpdateFunc: func(_, obj interface{}) { r.enqueue(obj) },
+		AddFunc: r.enqueue,
+		UpdateFunc: func(_, obj interface{}) {
+			r.pvUpdated(obj)
+			r.enqueue(obj)
+		},
+		DeleteFunc: r.pvDeleted,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("recycler: watch PVs: %w", err)
@@ -105,7 +138,7 @@ func (r *Recycler) Run(ctx context.Context) {
 	if !cache.WaitForCacheSync(ctx.Done(), r.synced) {
 		return
 	}
-	logger.Info("Started recycler", "driver", r.cfg.DriverName, "workers", r.cfg.Workers)
+	logger.Info("Started recycler", "driver", r.cfg.DriverName, "workers", r.cfg.Workers, "identity", r.cfg.Identity)
 	for i := 0; i < r.cfg.Workers; i++ {
 		go wait.UntilWithContext(ctx, r.worker, time.Second)
 	}
@@ -118,11 +151,15 @@ func (r *Recycler) worker(ctx context.Context) {
 		if shutdown {
 			return
 		}
-		err := r.sync(ctx, name)
-		if err != nil {
+		after, err := r.sync(ctx, name)
+		switch {
+		case err != nil:
 			klog.FromContext(ctx).Error(err, "Recycling failed, will retry", "pv", name)
 			r.queue.AddRateLimited(name)
-		} else {
+		case after > 0:
+			r.queue.Forget(name)
+			r.queue.AddAfter(name, after)
+		default:
 			r.queue.Forget(name)
 		}
 		r.queue.Done(name)
@@ -130,49 +167,72 @@ func (r *Recycler) worker(ctx context.Context) {
 }
 
 // sync recycles one PV if it is due. It is written to be interrupted at any
-// point: every step is repeated or skipped correctly on the next call.
-func (r *Recycler) sync(ctx context.Context, name string) error {
+// point: every step is repeated or skipped correctly on the next call. A
+// positive duration asks to look at the PV again after it (another
+// recycler's lease runs out then).
+func (r *Recycler) sync(ctx context.Context, name string) (time.Duration, error) {
 	logger := klog.FromContext(ctx).WithValues("pv", name)
 	cached, err := r.pvs.Get(name)
 	if apierrors.IsNotFound(err) {
-		return nil
+		return 0, nil
 	}
 	if err != nil {
-		return fmt.Errorf("read PV %s from cache: %w", name, err)
+		return 0, fmt.Errorf("read PV %s from cache: %w", name, err)
 	}
 	if waitingReason(cached, r.cfg.DriverName) != "" || !r.cfg.Owns(cached.Spec.CSI.VolumeHandle) {
-		return nil
+		return 0, nil
 	}
 	// The cache may lag behind; decisions that destroy data are taken on
 	// what the API server says now.
 	pv, err := r.cfg.Client.CoreV1().PersistentVolumes().Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return nil
+		return 0, nil
 	}
 	if err != nil {
-		return fmt.Errorf("get PV %s: %w", name, err)
+		return 0, fmt.Errorf("get PV %s: %w", name, err)
 	}
 	if why := waitingReason(pv, r.cfg.DriverName); why != "" {
 		logger.V(4).Info("Not recycling", "reason", why)
-		return nil
+		return 0, nil
 	}
-	ref := pv.Spec.ClaimRef
+	ref := pv.Spec.ClaimRef.DeepCopy()
 	exists, err := r.claimExists(ctx, ref)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if exists {
 		logger.V(2).Info("Not recycling: the claim that bound the volume still exists", "claim", claimKey(ref))
-		return nil
+		return 0, nil
 	}
 
-	resuming := pv.Annotations[AnnRecyclingClaim] == string(ref.UID)
-	if !resuming {
-		if pv, err = r.markRecycling(ctx, pv); err != nil {
-			return err
-		}
+	lease := decideLease(pv, r.cfg.Identity, time.Now())
+	if !lease.take {
+		// Every recycler sees every released PV; an event each time would
+		// drown the one that matters.
+		logger.V(2).Info("Not recycling: another recycler is scrubbing the volume", "holder", lease.holder, "expires", lease.expires)
+		// Look again when the lease runs out, in case its holder died;
+		// no later than one lease from now, whatever expiry it wrote.
+		return min(time.Until(lease.expires)+time.Second, r.cfg.LeaseDuration), nil
 	}
-	handle := pv.Spec.CSI.VolumeHandle
+	if lease.holder != "" {
+		logger.Info("Taking over the recycling lease of a recycler that stopped renewing it",
+			"holder", lease.holder, "expired", lease.expires)
+	}
+	if pv, err = r.takeLease(ctx, pv); err != nil {
+		if apierrors.IsConflict(err) {
+			logger.V(2).Info("PV changed before the recycling lease was taken; looking at it again")
+			return time.Second, nil
+		}
+		return 0, err
+	}
+	return 0, r.scrub(ctx, pv, ref, lease.resume)
+}
+
+// scrub empties the volume of pv, which this recycler has leased for
+// scrubbing away claim ref's data, and releases the PV if it is still ours.
+func (r *Recycler) scrub(ctx context.Context, pv *v1.PersistentVolume, ref *v1.ObjectReference, resuming bool) error {
+	name, handle := pv.Name, pv.Spec.CSI.VolumeHandle
+	logger := klog.FromContext(ctx).WithValues("pv", name)
 	if resuming {
 		r.cfg.Recorder.Eventf(pv, v1.EventTypeNormal, ReasonRecycleStarted,
 			"Resuming an interrupted recycle of volume %s: scrubbing the data left by deleted claim %s", handle, claimKey(ref))
@@ -181,14 +241,42 @@ func (r *Recycler) sync(ctx context.Context, name string) error {
 			"Scrubbing volume %s: claim %s was deleted and the reclaim policy is Recycle", handle, claimKey(ref))
 	}
 	logger.Info("Scrubbing volume", "volumeID", handle, "claim", claimKey(ref), "resuming", resuming)
-	if err := r.cfg.Scrubber.ScrubVolume(ctx, handle); err != nil {
+	f := r.startFence(ctx, pv, ref)
+	err := r.cfg.Scrubber.ScrubVolume(f.ctx, handle, name)
+	stopped := f.stop()
+
+	var changed *pvChanged
+	switch {
+	case errors.As(stopped, &changed):
+		logger.Info("Scrub stopped: the PV changed", "volumeID", handle, "change", changed.what)
+		r.cfg.Recorder.Eventf(pv, v1.EventTypeWarning, ReasonRecycleStopped,
+			"Scrub of volume %s stopped: %s while it was being scrubbed; nothing more was removed", handle, changed.what)
+		r.dropLease(ctx, name, ref.UID)
+		return nil
+	case ctx.Err() != nil:
+		logger.Info("Scrub stopped: the recycler is shutting down", "volumeID", handle)
+		r.dropLease(ctx, name, ref.UID)
+		return nil
+	case stopped != nil:
+		// The lease could not be renewed: the API server is unreachable
+		// or refuses, and after expiry someone else may scrub.
+		r.dropLease(ctx, name, ref.UID)
+		return fmt.Errorf("scrub of volume %s of PV %s stopped: %w", handle, name, stopped)
+	case err != nil:
 		r.cfg.Recorder.Eventf(pv, v1.EventTypeWarning, ReasonRecycleFailed,
 			"Could not scrub volume %s: %v. The PV stays bound to its deleted claim and the scrub is retried; "+
 				"fix the cause, or set the reclaim policy to Retain and clean the volume by hand", handle, err)
+		r.dropLease(ctx, name, ref.UID)
 		return fmt.Errorf("scrub volume %s of PV %s: %w", handle, name, err)
 	}
-	if err := r.release(ctx, name, ref.UID); err != nil {
+	released, err := r.release(ctx, name, ref)
+	if err != nil {
+		r.dropLease(ctx, name, ref.UID)
 		return err
+	}
+	if !released {
+		r.dropLease(ctx, name, ref.UID)
+		return nil
 	}
 	logger.Info("Volume recycled", "volumeID", handle)
 	r.cfg.Recorder.Eventf(pv, v1.EventTypeNormal, ReasonVolumeRecycled,
@@ -209,24 +297,12 @@ func (r *Recycler) claimExists(ctx context.Context, ref *v1.ObjectReference) (bo
 	return claimStillExists(ref, claim), nil
 }
 
-// markRecycling records on the PV, before anything is removed, which
-// released claim is being scrubbed away. The update is conditional on the
-// PV's resourceVersion: if anyone changed the PV since it was read, nothing
-// is scrubbed and the PV is looked at afresh.
-func (r *Recycler) markRecycling(ctx context.Context, pv *v1.PersistentVolume) (*v1.PersistentVolume, error) {
-	marked := pv.DeepCopy()
-	metav1.SetMetaDataAnnotation(&marked.ObjectMeta, AnnRecyclingClaim, string(pv.Spec.ClaimRef.UID))
-	out, err := r.cfg.Client.CoreV1().PersistentVolumes().Update(ctx, marked, metav1.UpdateOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("mark PV %s as being recycled: %w", pv.Name, err)
-	}
-	return out, nil
-}
-
-// release unbinds the PV from the claim whose data was just scrubbed and
-// sets it Available. It gives up without error if the PV changed hands in
-// the meantime (its claimRef no longer names that claim).
-func (r *Recycler) release(ctx context.Context, name string, claimUID types.UID) error {
+// release unbinds the PV from the claim whose data was just scrubbed,
+// clears the lease, and sets the PV Available. It gives up without error,
+// reporting false, unless the PV is still exactly what was leased: the
+// lease ours and the claimRef naming that claim. The update is conditional,
+// so nobody can change the PV between that check and the unbind.
+func (r *Recycler) release(ctx context.Context, name string, ref *v1.ObjectReference) (bool, error) {
 	pvs := r.cfg.Client.CoreV1().PersistentVolumes()
 	var unbound *v1.PersistentVolume
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
@@ -234,22 +310,21 @@ func (r *Recycler) release(ctx context.Context, name string, claimUID types.UID)
 		if err != nil {
 			return err
 		}
-		if pv.Spec.ClaimRef == nil || pv.Spec.ClaimRef.UID != claimUID ||
-			pv.Annotations[AnnRecyclingClaim] != string(claimUID) {
-			klog.FromContext(ctx).Info("PV changed while it was being scrubbed; leaving it as it is", "pv", name)
+		if what := changeOf(pv, ref, r.cfg.Identity); what != "" {
+			klog.FromContext(ctx).Info("PV changed while it was being scrubbed; leaving it as it is", "pv", name, "change", what)
 			return nil
 		}
 		unbound, err = pvs.Update(ctx, unbind(pv), metav1.UpdateOptions{})
 		return err
 	})
 	if apierrors.IsNotFound(err) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("unbind recycled PV %s: %w", name, err)
+		return false, fmt.Errorf("unbind recycled PV %s: %w", name, err)
 	}
 	if unbound == nil {
-		return nil
+		return false, nil
 	}
 	// The PV controller would also do this on its next sync; doing it now
 	// makes the volume usable at once. A conflict means someone (the PV
@@ -258,5 +333,5 @@ func (r *Recycler) release(ctx context.Context, name string, claimUID types.UID)
 	if _, err := pvs.UpdateStatus(ctx, unbound, metav1.UpdateOptions{}); err != nil && !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
 		klog.FromContext(ctx).Error(err, "Could not set recycled PV Available; the PV controller will", "pv", name)
 	}
-	return nil
+	return true, nil
 }

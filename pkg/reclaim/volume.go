@@ -12,7 +12,8 @@ import (
 // before the first byte is removed, so that a recycler that crashed
 // mid-scrub knows on restart that the job is unfinished and for which claim,
 // and so that the final unbind only happens if the PV still belongs to that
-// same released claim.
+// same released claim. It is part of the recycling lease (lease.go): the
+// holder and expiry say who is scrubbing and whether anyone still is.
 const AnnRecyclingClaim = "stowage.io/recycling-claim-uid"
 
 // Event reasons recorded on PVs.
@@ -20,6 +21,9 @@ const (
 	ReasonRecycleStarted = "RecycleStarted"
 	ReasonVolumeRecycled = "VolumeRecycled"
 	ReasonRecycleFailed  = "RecycleFailed"
+	// ReasonRecycleStopped: a scrub was cancelled because the PV changed
+	// under it (claimRef, phase, deletion, lease).
+	ReasonRecycleStopped = "RecycleStopped"
 )
 
 // Annotations owned by Kubernetes that the recycler reads or clears.
@@ -70,6 +74,8 @@ func claimStillExists(ref *v1.ObjectReference, claim *v1.PersistentVolumeClaim) 
 func unbind(pv *v1.PersistentVolume) *v1.PersistentVolume {
 	out := pv.DeepCopy()
 	delete(out.Annotations, AnnRecyclingClaim)
+	delete(out.Annotations, AnnRecyclingHolder)
+	delete(out.Annotations, AnnRecyclingExpires)
 	if metav1.HasAnnotation(pv.ObjectMeta, annBoundByController) || metav1.HasAnnotation(pv.ObjectMeta, annDynamicallyProvisioned) {
 		out.Spec.ClaimRef = nil
 		delete(out.Annotations, annBoundByController)
