@@ -27,7 +27,7 @@ func runProvisioner(ctx context.Context, cfg config, client kubernetes.Interface
 	return provisioner.Run(ctx, provisioner.Config{
 		DriverName:              cfg.driverName,
 		Controller:              d,
-		Scrubber:                scrubAdapter{d},
+		Scrubber:                d,
 		Backend:                 backendOf(cfg.mode),
 		NodeName:                cfg.nodeID,
 		Client:                  client,
@@ -36,11 +36,4 @@ func runProvisioner(ctx context.Context, cfg config, client kubernetes.Interface
 		Identity:                identity,
 		Mux:                     mux,
 	})
-}
-
-// TODO(merge): the recycler passes the PV name itself with fenced recycling.
-type scrubAdapter struct{ d *driver.Driver }
-
-func (a scrubAdapter) ScrubVolume(ctx context.Context, volumeID string) error {
-	return a.d.ScrubVolume(ctx, volumeID, "")
 }

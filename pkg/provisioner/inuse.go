@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	corelisters "k8s.io/client-go/listers/core/v1"
 
+	"github.com/stowage-csi/stowage/pkg/reclaim"
 	"github.com/stowage-csi/stowage/pkg/volumeid"
 )
 
@@ -83,14 +84,9 @@ func claimOf(pv *v1.PersistentVolume) string {
 	return pv.Spec.ClaimRef.Namespace + "/" + pv.Spec.ClaimRef.Name
 }
 
-// Scrubber is what the recycler calls; sharedScrubGuard puts the same check
-// in front of the driver's scrub.
-type Scrubber interface {
-	ScrubVolume(ctx context.Context, volumeID, pvName string) error
-}
-
+// sharedScrubGuard puts the same check in front of the driver's scrub.
 type sharedScrubGuard struct {
-	next   Scrubber
+	next   reclaim.Scrubber
 	pvs    corelisters.PersistentVolumeLister
 	driver string
 }

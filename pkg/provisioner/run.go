@@ -37,7 +37,7 @@ import (
 type Config struct {
 	DriverName string               // provisioner name = driver name, e.g. csi.stowage.io
 	Controller csi.ControllerServer // called in-process, no socket
-	Scrubber   volumeScrubber       // for Recycle
+	Scrubber   reclaim.Scrubber     // for Recycle
 	Backend    string               // "nfs" (controller Deployment) or "local" (node DaemonSet)
 	// NodeName (local): only claims whose volume.kubernetes.io/selected-node
 	// is this node, only PVs of this node.
@@ -192,7 +192,7 @@ func work(ctx context.Context, cfg Config, h *health) error {
 		host = cfg.Identity
 	}
 	recycler, err := reclaim.New(reclaim.Config{
-		DriverName: cfg.DriverName, Scrubber: scrubIgnoringPV{cfg.Scrubber}, Client: cfg.Client, Volumes: volumes,
+		DriverName: cfg.DriverName, Scrubber: sharedScrubGuard{next: cfg.Scrubber, pvs: p.pvs, driver: cfg.DriverName}, Client: cfg.Client, Volumes: volumes,
 		Owns: p.Owns, Workers: recyclers,
 		Recorder: broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "stowage-recycler", Host: host}),
 	})
@@ -279,20 +279,4 @@ func (h *health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	fmt.Fprintln(w, "ok")
-}
-
-// volumeScrubber is the driver's ScrubVolume as it is today. Temporary:
-// once the driver checks the PV name itself (ScrubVolume(ctx, volumeID,
-// pvName)), Config.Scrubber becomes a reclaim.Scrubber again and this
-// adapter goes.
-type volumeScrubber interface {
-	ScrubVolume(ctx context.Context, volumeID string) error
-}
-
-// scrubIgnoringPV adapts a volumeScrubber to reclaim.Scrubber; the PV name
-// is not checked.
-type scrubIgnoringPV struct{ s volumeScrubber }
-
-func (a scrubIgnoringPV) ScrubVolume(ctx context.Context, volumeID, _ string) error {
-	return a.s.ScrubVolume(ctx, volumeID)
 }

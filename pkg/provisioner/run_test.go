@@ -73,6 +73,6 @@ func TestConfigCheck(t *testing.T) {
 
 type scrubberFunc func(string) error
 
-func (f scrubberFunc) ScrubVolume(_ context.Context, id string) error { return f(id) }
+func (f scrubberFunc) ScrubVolume(_ context.Context, id, _ string) error { return f(id) }
 
 func fakeClient() kubernetes.Interface { return fake.NewClientset() }
