@@ -19,8 +19,9 @@ import (
 // remove them when it is deleted.
 func TestNestedTemplatesAcrossNamespaces(t *testing.T) {
 	e := setup(t)
-	team := e.namespace(t, "team")
+	// Cleanups run last-made first: the team's namespace goes first, then the classes, then mallory's.
 	mallory := e.namespace(t, "mallory")
+	team := e.namespace(t, "team")
 	byNamespace := e.nfsClass(t, team, "${pvc.namespace}/${pvc.name}")
 	byName := e.nfsClass(t, mallory, "${pvc.name}")
 
