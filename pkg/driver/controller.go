@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -106,9 +107,14 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 			dir, where(id), what)
 	}
 	if existed {
-		// Taking over a directory: it must not hold other volumes.
+		// Taking over a directory: it must not hold other volumes, nor
+		// be the root of another class's share.
 		if err := checkNotNested(ctx, store, id, true); err != nil {
 			return nil, err
+		}
+		if other, err := store.Exists(ctx, path.Join(dir, recordDirName)); err != nil || other {
+			return nil, status.Errorf(codes.FailedPrecondition,
+				"directory %s on %s holds another share's volumes (%s); nothing was done", dir, where(id), recordDirName)
 		}
 	}
 	if _, avail, err := store.Capacity(ctx); err == nil && avail < size {
@@ -310,7 +316,9 @@ func (d *Driver) lockedStore(ctx context.Context, id volumeid.ID) (backend.Store
 	if err != nil {
 		return nil, nil, err
 	}
-	release, err := d.locks.acquire(id.String())
+	// Keyed by the directory, not the volume ID: two volumes whose
+	// templates give one directory must not run their checks side by side.
+	release, err := d.locks.acquire(where(id) + "#" + id.Dir)
 	if err != nil {
 		return nil, nil, err
 	}

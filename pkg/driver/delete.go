@@ -68,6 +68,13 @@ func (d *Driver) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest)
 			if err := store.Rename(ctx, id.Dir, archived); err != nil {
 				return nil, storeError(err, "archive %s", id.Dir)
 			}
+			// The archive stays someone's: a tombstone keeps other
+			// namespaces from adopting it or the directory around it.
+			tomb := *rec
+			tomb.Dir, tomb.OnDelete, tomb.Retained = archived, params.DeleteRetain, true
+			if err := writeRecord(ctx, store, &tomb); err != nil {
+				return nil, storeError(err, "record the archive %s", archived)
+			}
 			klog.InfoS("Archived the directory of a deleted volume", "volumeID", id.String(), "to", archived)
 		}
 	default:

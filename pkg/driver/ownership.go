@@ -47,7 +47,10 @@ func volumesInside(ctx context.Context, s backend.Store, dir string) ([]*record,
 		if err != nil {
 			return nil, err
 		}
-		if rec != nil && strings.HasPrefix(rec.Dir, dir+"/") {
+		// Fold case: a case-insensitive server sees DB and db as one
+		// directory. The record at exactly dir is the caller's own.
+		if rec != nil && rec.Dir != dir && (strings.EqualFold(rec.Dir, dir) ||
+			(len(rec.Dir) > len(dir) && strings.EqualFold(rec.Dir[:len(dir)+1], dir+"/"))) {
 			inside = append(inside, rec)
 		}
 	}
@@ -94,6 +97,13 @@ func checkOwner(id volumeid.ID, rec *record, pvName string) error {
 				id.Name, recordDirName, recordName(id.Dir), where(id))
 		}
 		return nil
+	}
+	if !id.Owned() && rec.Params != "" && !rec.Retained {
+		// Records with Params are written only by this version, whose
+		// handles always carry the name: a handle without one is a static
+		// PV pointing at a volume Stowage made.
+		return status.Errorf(codes.FailedPrecondition,
+			"directory %s on %s belongs to volume %s%s; a static handle never acts on a directory Stowage made; nothing was done", id.Dir, where(id), rec.Name, ofClaim(rec))
 	}
 	if id.Owned() && volumeid.NameToken(rec.Name) != id.Name {
 		return status.Errorf(codes.FailedPrecondition,
