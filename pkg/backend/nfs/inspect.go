@@ -24,23 +24,11 @@ func (s *store) Empty(ctx context.Context, dir string) (exists, empty bool, err 
 			if !attr.IsDir() {
 				return &notDirError{rel: dir, kind: attr.Type}
 			}
-			var cookie, verf uint64
-			for {
-				entries, next, nextVerf, eof, err := p.readdirBatch(fh, cookie, verf)
-				if err != nil {
-					return err
-				}
-				for _, e := range entries {
-					if e.FileName != "." && e.FileName != ".." {
-						return nil
-					}
-				}
-				if eof {
-					empty = true
-					return nil
-				}
-				cookie, verf = next, nextVerf
-			}
+			empty = true
+			return eachName(p, fh, func(string) bool {
+				empty = false
+				return false
+			})
 		})
 	})
 	switch {
@@ -62,22 +50,10 @@ func (s *store) ListFiles(ctx context.Context) ([]string, error) {
 			if err != nil {
 				return err
 			}
-			var cookie, verf uint64
-			for {
-				entries, next, nextVerf, eof, err := p.readdirBatch(fh, cookie, verf)
-				if err != nil {
-					return err
-				}
-				for _, e := range entries {
-					if e.FileName != "." && e.FileName != ".." {
-						names = append(names, e.FileName)
-					}
-				}
-				if eof {
-					return nil
-				}
-				cookie, verf = next, nextVerf
-			}
+			return eachName(p, fh, func(name string) bool {
+				names = append(names, name)
+				return true
+			})
 		})
 	})
 	if hasStatus(err, gonfs.NFS3ErrNoEnt) {
@@ -87,4 +63,25 @@ func (s *store) ListFiles(ctx context.Context) ([]string, error) {
 		return nil, explain(s.ep.loc, "list", recordDir, err)
 	}
 	return names, nil
+}
+
+// eachName calls fn with each name in directory fh but "." and "..", batch
+// by batch, until fn returns false or the listing ends.
+func eachName(p procs, fh []byte, fn func(name string) bool) error {
+	var cookie, verf uint64
+	for {
+		entries, next, nextVerf, eof, err := p.readdirBatch(fh, cookie, verf)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if e.FileName != "." && e.FileName != ".." && !fn(e.FileName) {
+				return nil
+			}
+		}
+		if eof {
+			return nil
+		}
+		cookie, verf = next, nextVerf
+	}
 }
