@@ -49,7 +49,18 @@ type Config struct {
 	LeaderElectionNamespace string
 	Identity                string         // lease holder identity (pod name/hostname)
 	Mux                     *http.ServeMux // gets /metrics and /healthz/provisioner; may be nil
+	// Companions run beside the provisioner, on its informer factory and
+	// under its lease (the resizer, the capacity publisher): one owner per
+	// volume for every controller of this mode. Each runs until ctx is done;
+	// the informers it asks the factory for are started after all have
+	// been called.
+	Companions []Companion
 }
+
+// Companion is a controller that runs with the provisioner. It asks factory
+// for its informers before it returns run; run is called once they are
+// started and works until ctx is done.
+type Companion func(ctx context.Context, factory informers.SharedInformerFactory, events record.EventRecorder) (run func(ctx context.Context), err error)
 
 // Tuning. Provisioning is I/O-bound (API server, NFS server, disk), so more
 // workers than cores pay off; the client's QPS is the real throttle.
@@ -213,6 +224,15 @@ func work(ctx context.Context, cfg Config, h *health) error {
 		controller.DeletionTimeout(opTimeout),
 		controller.ResyncPeriod(resync),
 	)
+	var runs []func(context.Context)
+	for _, c := range cfg.Companions {
+		recorder := broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "stowage", Host: host})
+		run, err := c(ctx, factory, recorder)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, run)
+	}
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
 
@@ -222,6 +242,13 @@ func work(ctx context.Context, cfg Config, h *health) error {
 		defer wg.Done()
 		recycler.Run(ctx)
 	}()
+	for _, run := range runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			run(ctx)
+		}()
+	}
 	pc.Run(ctx)
 	wg.Wait()
 	return nil
