@@ -13,7 +13,9 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
+	mount "k8s.io/mount-utils"
 
+	"github.com/stowage-csi/stowage/pkg/backend"
 	"github.com/stowage-csi/stowage/pkg/backend/local"
 	"github.com/stowage-csi/stowage/pkg/backend/nfs"
 	"github.com/stowage-csi/stowage/pkg/driver"
@@ -25,24 +27,15 @@ import (
 // or one of them fails.
 func run(ctx context.Context, cfg config) error {
 	klog.InfoS("Starting Stowage", "mode", cfg.mode, "version", version, "driver", cfg.driverName)
-	opts := driver.Options{Name: cfg.driverName, Version: version, NFS: nfs.NewPool(nfs.Options{})}
+	opts := driver.Options{Name: cfg.driverName, Version: version}
+	backends, err := openBackends(cfg)
+	if err != nil {
+		return err
+	}
+	opts.Backends = backends
 	if cfg.mode == modeNode {
 		opts.NodeID = cfg.nodeID
-		if cfg.localBasePath != "" {
-			if err := os.MkdirAll(cfg.localBasePath, 0o711); err != nil {
-				return fmt.Errorf("create local base path: %w", err)
-			}
-			store, err := local.Open(cfg.localBasePath)
-			if err != nil {
-				return err
-			}
-			opts.Local = store
-			if q, err := local.NewQuota(store); err != nil {
-				klog.ErrorS(err, "Local volume sizes will not be enforced; see pkg/backend/local/QUOTA.md")
-			} else {
-				opts.Quota = q
-			}
-		}
+		opts.Mounter = mount.New("")
 	}
 
 	var client kubernetes.Interface
@@ -117,6 +110,38 @@ func kubeClient(cfg config) (kubernetes.Interface, error) {
 	// deprecated; once is enough.
 	rc.WarningHandler = rest.NewWarningWriter(os.Stderr, rest.WarningWriterOptions{Deduplicate: true})
 	return kubernetes.NewForConfig(rc)
+}
+
+// openBackends opens the kinds of storage this mode serves: NFS everywhere
+// (the controller makes volumes, node plugins mount them and count their
+// usage), local disk on nodes with a base path.
+func openBackends(cfg config) ([]backend.Backend, error) {
+	var mounter mount.Interface
+	if cfg.mode == modeNode {
+		mounter = mount.New("")
+	}
+	backends := []backend.Backend{nfs.NewBackend(nfs.NewPool(nfs.Options{}), mounter)}
+	if cfg.mode != modeNode {
+		return append(backends, local.NewBackend("", nil, nil)), nil
+	}
+	var store *local.Store
+	var quota *local.Quota
+	if cfg.localBasePath != "" {
+		if err := os.MkdirAll(cfg.localBasePath, 0o711); err != nil {
+			return nil, fmt.Errorf("create local base path: %w", err)
+		}
+		s, err := local.Open(cfg.localBasePath)
+		if err != nil {
+			return nil, err
+		}
+		store = s
+		if q, err := local.NewQuota(store); err != nil {
+			klog.ErrorS(err, "Local volume sizes will not be enforced; see pkg/backend/local/QUOTA.md")
+		} else {
+			quota = q
+		}
+	}
+	return append(backends, local.NewBackend(cfg.nodeID, store, quota)), nil
 }
 
 // nodeExists lets ControllerPublishVolume tell a missing node from a real one.

@@ -39,14 +39,16 @@ type Store interface {
 	// Reset gives an emptied dir the owner, exactly perm, and none of the
 	// ACLs or extended attributes a previous tenant set: a fresh volume's.
 	Reset(ctx context.Context, dir string, perm os.FileMode) error
-	// ReadFile and WriteFile hold Stowage's own small records under the
-	// reserved directory .stowage at the root. WriteFile replaces atomically
-	// where the store can; ReadFile of a missing file wraps ErrNotFound.
-	ReadFile(ctx context.Context, name string) ([]byte, error)
-	WriteFile(ctx context.Context, name string, data []byte) error
-	RemoveFile(ctx context.Context, name string) error
-	// ListFiles names every record; a missing records directory is empty.
-	ListFiles(ctx context.Context) ([]string, error)
+	// The record API: Stowage's own small records (a few hundred bytes
+	// each, one per volume directory, named by the caller with a single
+	// path element) under the reserved directory .stowage at the root.
+	// WriteRecord replaces atomically where the store can; ReadRecord of a
+	// missing record wraps ErrNotFound; ListRecords of a missing records
+	// directory is empty.
+	ReadRecord(ctx context.Context, name string) ([]byte, error)
+	WriteRecord(ctx context.Context, name string, data []byte) error
+	RemoveRecord(ctx context.Context, name string) error
+	ListRecords(ctx context.Context) ([]string, error)
 	// Capacity reports the total and available bytes of the filesystem
 	// behind the root.
 	Capacity(ctx context.Context) (total, available int64, err error)

@@ -2,21 +2,14 @@ package driver
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/stowage-csi/stowage/pkg/volumeid"
+	"github.com/stowage-csi/stowage/pkg/backend"
 )
-
-// singleNode lists the access modes a volume on one node's disk can honour.
-var singleNode = map[csi.VolumeCapability_AccessMode_Mode]bool{
-	csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER:        true,
-	csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY:   true,
-	csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER: true,
-	csi.VolumeCapability_AccessMode_SINGLE_NODE_MULTI_WRITER:  true,
-}
 
 // k8sName gives the Kubernetes name of a CSI access mode, for messages users read.
 var k8sName = map[csi.VolumeCapability_AccessMode_Mode]string{
@@ -30,12 +23,12 @@ var k8sName = map[csi.VolumeCapability_AccessMode_Mode]string{
 }
 
 // checkCapabilities checks each capability against what the backend can honour.
-func checkCapabilities(backend string, caps []*csi.VolumeCapability) error {
+func checkCapabilities(b backend.Backend, caps []*csi.VolumeCapability) error {
 	if len(caps) == 0 {
 		return status.Error(codes.InvalidArgument, "volume capabilities are missing")
 	}
 	for _, c := range caps {
-		if err := checkCapability(backend, c); err != nil {
+		if err := checkCapability(b, c); err != nil {
 			return err
 		}
 	}
@@ -44,7 +37,7 @@ func checkCapabilities(backend string, caps []*csi.VolumeCapability) error {
 
 // checkCapability returns an InvalidArgument status for a capability the
 // backend cannot honour, saying what to use instead.
-func checkCapability(backend string, c *csi.VolumeCapability) error {
+func checkCapability(b backend.Backend, c *csi.VolumeCapability) error {
 	if c == nil {
 		return status.Error(codes.InvalidArgument, "volume capability is missing")
 	}
@@ -58,10 +51,13 @@ func checkCapability(backend string, c *csi.VolumeCapability) error {
 	if _, known := k8sName[mode]; !known {
 		return status.Errorf(codes.InvalidArgument, "access mode %v is not supported", mode)
 	}
-	if backend == volumeid.Local && !singleNode[mode] {
+	if !slices.Contains(b.AccessModes(), mode) {
+		hint := ""
+		if !slices.Contains(b.AccessModes(), csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER) {
+			hint = ": its volumes live on one node; use an NFS StorageClass for ReadWriteMany or ReadOnlyMany"
+		}
 		return status.Errorf(codes.InvalidArgument,
-			"access mode %s (%v) is not supported by the local backend: local volumes live on one node; use an NFS StorageClass for ReadWriteMany or ReadOnlyMany",
-			k8sName[mode], mode)
+			"access mode %s (%v) is not supported by the %s backend%s", k8sName[mode], mode, b.Kind(), hint)
 	}
 	return nil
 }

@@ -27,6 +27,7 @@ var controllerCaps = []csi.ControllerServiceCapability_RPC_Type{
 	csi.ControllerServiceCapability_RPC_PUBLISH_UNPUBLISH_VOLUME,
 	csi.ControllerServiceCapability_RPC_GET_CAPACITY,
 	csi.ControllerServiceCapability_RPC_SINGLE_NODE_MULTI_WRITER,
+	csi.ControllerServiceCapability_RPC_EXPAND_VOLUME,
 }
 
 func (d *Driver) ControllerGetCapabilities(context.Context, *csi.ControllerGetCapabilitiesRequest) (*csi.ControllerGetCapabilitiesResponse, error) {
@@ -46,7 +47,11 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	if err := checkCapabilities(p.Backend, req.GetVolumeCapabilities()); err != nil {
+	b, err := d.backend(p.Backend)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkCapabilities(b, req.GetVolumeCapabilities()); err != nil {
 		return nil, err
 	}
 	if req.GetVolumeContentSource() != nil {
@@ -62,10 +67,8 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	id := volumeid.ID{Backend: p.Backend, Server: p.Server, Share: p.Share, Node: d.opts.NodeID, Dir: dir, Name: name, OnDelete: p.OnDelete}
-	if p.Backend == volumeid.Local {
-		if err := d.checkLocalTopology(req.GetAccessibilityRequirements()); err != nil {
-			return nil, err
-		}
+	if err := b.Placeable(req.GetAccessibilityRequirements()); err != nil {
+		return nil, err
 	}
 	sum := fingerprint(req.GetParameters())
 	if d.names.conflicts(req.GetName(), sum+"|"+id.String()) {
@@ -88,7 +91,7 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 	if rec != nil && (!p.Adopt || rec.Namespace != p.PVCNS) {
 		return nil, status.Errorf(codes.FailedPrecondition,
 			"directory %s on %s holds the data kept (onDelete=retain) from deleted volume %s%s; it is given to a new claim only of the same namespace and only by a class with adoptExisting: \"true\". Use another subDir, or move the data away",
-			dir, where(id), rec.Name, ofClaim(rec))
+			dir, id.Where(), rec.Name, ofClaim(rec))
 	}
 	if err := checkNotNested(ctx, store, id, false); err != nil {
 		return nil, err
@@ -104,7 +107,7 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 		}
 		return nil, status.Errorf(codes.FailedPrecondition,
 			"directory %s already exists on %s (it %s) and no Stowage volume owns it; Stowage never takes over an existing directory by its name. Remove or rename it, give the class a subDir template that is unique per claim, or let an admin adopt it (a static PV, or adoptExisting: \"true\" on the class)",
-			dir, where(id), what)
+			dir, id.Where(), what)
 	}
 	if existed {
 		// Taking over a directory: it must not hold other volumes, nor
@@ -114,18 +117,21 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 		}
 		if other, err := store.Exists(ctx, path.Join(dir, recordDirName)); err != nil || other {
 			return nil, status.Errorf(codes.FailedPrecondition,
-				"directory %s on %s holds another share's volumes (%s); nothing was done", dir, where(id), recordDirName)
+				"directory %s on %s holds another share's volumes (%s); nothing was done", dir, id.Where(), recordDirName)
 		}
 	}
-	if _, avail, err := store.Capacity(ctx); err == nil && avail < size {
-		return nil, status.Errorf(codes.ResourceExhausted,
-			"requested %d bytes but only %d are available on %s; ask for less or free space", size, avail, where(id))
+	releaseRoom, err := d.reserveRoom(ctx, id, size)
+	if err != nil {
+		return nil, err
 	}
 	// Write the record first: if we crash after it, a retry finds it and
-	// finishes; DeleteVolume can always find what to clean up.
+	// finishes; DeleteVolume can always find what to clean up. It is also
+	// the grant that later capacity checks count.
 	rec = &record{Name: req.GetName(), Dir: dir, Capacity: size, OnDelete: p.OnDelete, Created: time.Now().UTC(),
 		Namespace: p.PVCNS, Claim: p.PVCName, DirMode: p.DirMode, Params: sum}
-	if err := writeRecord(ctx, store, rec); err != nil {
+	err = writeRecord(ctx, store, rec)
+	releaseRoom()
+	if err != nil {
 		return nil, storeError(err, "write the record of %s", dir)
 	}
 	if err := store.Mkdir(ctx, dir, p.DirMode); err != nil {
@@ -140,14 +146,12 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 		d.undoCreate(ctx, store, dir, true)
 		return nil, err
 	}
-	if id.Backend == volumeid.Local && d.opts.Quota != nil {
-		if err := d.opts.Quota.SetQuota(ctx, dir, size); err != nil {
-			d.undoCreate(ctx, store, dir, existed)
-			return nil, storeError(err, "limit %s to %d bytes", dir, size)
-		}
+	if _, err := b.Limit(ctx, id, size); err != nil {
+		d.undoCreate(ctx, store, dir, existed)
+		return nil, storeError(err, "limit %s to %d bytes", dir, size)
 	}
 	if existed {
-		klog.InfoS("Adopted an existing directory for a new volume (adoptExisting)", "volume", req.GetName(), "dir", dir, "at", where(id))
+		klog.InfoS("Adopted an existing directory for a new volume (adoptExisting)", "volume", req.GetName(), "dir", dir, "at", id.Where())
 	}
 	d.names.remember(req.GetName(), sum+"|"+id.String())
 	klog.V(2).InfoS("Created volume", "volumeID", id.String(), "bytes", size)
@@ -169,7 +173,7 @@ func (d *Driver) checkAfterMkdir(ctx context.Context, store backend.Store, id vo
 	}
 	if !empty {
 		return status.Errorf(codes.FailedPrecondition,
-			"directory %s on %s filled up while it was being created (another volume made inside it at the same time); nothing was done, retry", id.Dir, where(id))
+			"directory %s on %s filled up while it was being created (another volume made inside it at the same time); nothing was done, retry", id.Dir, id.Where())
 	}
 	return nil
 }
@@ -196,10 +200,8 @@ func (d *Driver) createdBefore(ctx context.Context, store backend.Store, id volu
 	if err := store.Mkdir(ctx, id.Dir, p.DirMode); err != nil {
 		return nil, storeError(err, "create %s", id.Dir)
 	}
-	if id.Backend == volumeid.Local && d.opts.Quota != nil {
-		if err := d.opts.Quota.SetQuota(ctx, id.Dir, rec.Capacity); err != nil {
-			return nil, storeError(err, "limit %s to %d bytes", id.Dir, rec.Capacity)
-		}
+	if _, err := d.backends[id.Backend].Limit(ctx, id, rec.Capacity); err != nil {
+		return nil, storeError(err, "limit %s to %d bytes", id.Dir, rec.Capacity)
 	}
 	d.names.remember(req.GetName(), sum+"|"+id.String())
 	return &csi.CreateVolumeResponse{Volume: d.volume(id, rec.Capacity, req.GetVolumeCapabilities())}, nil
@@ -213,7 +215,7 @@ func (d *Driver) undoCreate(ctx context.Context, store backend.Store, dir string
 			klog.ErrorS(err, "Cleaning up after a failed create", "dir", dir)
 		}
 	}
-	if err := store.RemoveFile(ctx, recordName(dir)); err != nil {
+	if err := store.RemoveRecord(ctx, recordName(dir)); err != nil {
 		klog.ErrorS(err, "Cleaning up the record after a failed create", "dir", dir)
 	}
 }
@@ -230,24 +232,8 @@ func (d *Driver) volume(id volumeid.ID, size int64, caps []*csi.VolumeCapability
 	if modes := accessModesContext(caps); modes != "" {
 		v.VolumeContext[ContextAccessModes] = modes
 	}
-	if id.Backend == volumeid.Local {
-		v.AccessibleTopology = []*csi.Topology{{Segments: map[string]string{TopologyKey: id.Node}}}
-	}
+	v.AccessibleTopology = d.backends[id.Backend].Topology(id)
 	return v
-}
-
-// checkLocalTopology refuses to create a local volume here when the caller
-// requires it on other nodes.
-func (d *Driver) checkLocalTopology(req *csi.TopologyRequirement) error {
-	if len(req.GetRequisite()) == 0 {
-		return nil
-	}
-	for _, t := range req.GetRequisite() {
-		if n, ok := t.GetSegments()[TopologyKey]; !ok || n == d.opts.NodeID {
-			return nil
-		}
-	}
-	return status.Errorf(codes.ResourceExhausted, "local volumes can only be created on node %s, which the requested topology excludes", d.opts.NodeID)
 }
 
 func (d *Driver) ValidateVolumeCapabilities(ctx context.Context, req *csi.ValidateVolumeCapabilitiesRequest) (*csi.ValidateVolumeCapabilitiesResponse, error) {
@@ -261,7 +247,7 @@ func (d *Driver) ValidateVolumeCapabilities(ctx context.Context, req *csi.Valida
 	if err != nil {
 		return nil, err
 	}
-	if err := checkCapabilities(id.Backend, req.GetVolumeCapabilities()); err != nil {
+	if err := checkCapabilities(d.backends[id.Backend], req.GetVolumeCapabilities()); err != nil {
 		return &csi.ValidateVolumeCapabilitiesResponse{Message: status.Convert(err).Message()}, nil
 	}
 	return &csi.ValidateVolumeCapabilitiesResponse{Confirmed: &csi.ValidateVolumeCapabilitiesResponse_Confirmed{
@@ -273,7 +259,7 @@ func (d *Driver) ValidateVolumeCapabilities(ctx context.Context, req *csi.Valida
 
 // publishedVolume checks the fields every publish call needs and parses
 // the volume ID; an ID that is not Stowage's names no existing volume.
-func publishedVolume(volumeID, where, whereName string, c *csi.VolumeCapability) (volumeid.ID, error) {
+func (d *Driver) publishedVolume(volumeID, where, whereName string, c *csi.VolumeCapability) (volumeid.ID, error) {
 	switch {
 	case volumeID == "":
 		return volumeid.ID{}, status.Error(codes.InvalidArgument, "volume ID is missing")
@@ -286,7 +272,11 @@ func publishedVolume(volumeID, where, whereName string, c *csi.VolumeCapability)
 	if err != nil {
 		return id, status.Errorf(codes.NotFound, "volume %s does not exist: %v", volumeID, err)
 	}
-	return id, checkCapability(id.Backend, c)
+	b, err := d.backend(id.Backend)
+	if err != nil {
+		return id, status.Errorf(codes.NotFound, "volume %s: %v", volumeID, status.Convert(err).Message())
+	}
+	return id, checkCapability(b, c)
 }
 
 // existingVolume parses an ID and checks that its directory is there.
@@ -304,7 +294,7 @@ func (d *Driver) existingVolume(ctx context.Context, volumeID string) (volumeid.
 		return id, storeError(err, "check %s", id.Dir)
 	}
 	if !ok {
-		return id, status.Errorf(codes.NotFound, "volume %s does not exist: no directory %s on %s", volumeID, id.Dir, where(id))
+		return id, status.Errorf(codes.NotFound, "volume %s does not exist: no directory %s on %s", volumeID, id.Dir, id.Where())
 	}
 	return id, nil
 }
@@ -318,7 +308,7 @@ func (d *Driver) lockedStore(ctx context.Context, id volumeid.ID) (backend.Store
 	}
 	// Keyed by the directory, not the volume ID: two volumes whose
 	// templates give one directory must not run their checks side by side.
-	release, err := d.locks.acquire(where(id) + "#" + id.Dir)
+	release, err := d.locks.acquire(id.Where() + "#" + id.Dir)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -328,38 +318,11 @@ func (d *Driver) lockedStore(ctx context.Context, id volumeid.ID) (backend.Store
 // store returns the Store that holds the volume, or a status error that
 // says why this instance cannot reach it.
 func (d *Driver) store(ctx context.Context, id volumeid.ID) (backend.Store, error) {
-	switch id.Backend {
-	case volumeid.Local:
-		if d.opts.Local == nil {
-			return nil, status.Errorf(codes.FailedPrecondition,
-				"local volumes are handled by the stowage node plugin on their node (%s), not by this instance", id.Node)
-		}
-		if id.Node != d.opts.NodeID {
-			return nil, status.Errorf(codes.FailedPrecondition,
-				"local volume lives on node %s; this is node %s", id.Node, d.opts.NodeID)
-		}
-		if err := d.ready(); err != nil {
-			return nil, err
-		}
-		return d.opts.Local, nil
-	case volumeid.NFS:
-		if d.opts.NFS == nil {
-			return nil, status.Error(codes.FailedPrecondition, "the NFS backend is not enabled in this instance")
-		}
-		s, err := d.opts.NFS.Get(ctx, id.Server, id.Share)
-		if err != nil {
-			return nil, status.Errorf(codes.Unavailable, "NFS share %s:%s: %v", id.Server, id.Share, err)
-		}
-		return s, nil
+	b, err := d.backend(id.Backend)
+	if err != nil {
+		return nil, err
 	}
-	return nil, status.Errorf(codes.InvalidArgument, "unknown backend %q", id.Backend)
-}
-
-func where(id volumeid.ID) string {
-	if id.Backend == volumeid.Local {
-		return "node " + id.Node
-	}
-	return "NFS share " + id.Server + ":" + id.Share
+	return b.Store(ctx, id)
 }
 
 // storeError maps a backend error to a gRPC status with context.

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/stowage-csi/stowage/pkg/backend"
 	"github.com/stowage-csi/stowage/pkg/backend/local"
 )
 
@@ -28,7 +29,7 @@ func newLocalDriver(t *testing.T) (*Driver, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := New(Options{Name: "csi.stowage.io", NodeID: "node-a", Local: store})
+	d, err := New(Options{Name: "csi.stowage.io", NodeID: "node-a", Backends: localOn("node-a", store)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,8 +68,9 @@ func TestCheckCapability(t *testing.T) {
 		{"nfs", block, "block volumes are not supported"},
 		{"nfs", nil, "missing"},
 	}
+	kinds := map[string]backend.Backend{"local": localOn("node-a", nil)[0], "nfs": nfsVia(nil, nil)[0]}
 	for _, tt := range tests {
-		err := checkCapability(tt.backend, tt.cap)
+		err := checkCapability(kinds[tt.backend], tt.cap)
 		if tt.wantErr == "" {
 			if err != nil {
 				t.Errorf("%s %v: %v", tt.backend, tt.cap, err)

@@ -82,7 +82,7 @@ func (d *Driver) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest)
 			return nil, storeError(err, "remove %s", id.Dir)
 		}
 	}
-	if err := store.RemoveFile(ctx, recordName(id.Dir)); err != nil {
+	if err := store.RemoveRecord(ctx, recordName(id.Dir)); err != nil {
 		return nil, storeError(err, "remove the record of %s", id.Dir)
 	}
 	d.names.forget(volumeid.NameToken(rec.Name))
@@ -168,7 +168,7 @@ func (d *Driver) ScrubVolume(ctx context.Context, volumeID, pvName string) error
 		}
 	case rec.Retained:
 		return status.Errorf(codes.FailedPrecondition,
-			"directory %s on %s holds data kept from deleted volume %s; it is not recycled", id.Dir, where(id), rec.Name)
+			"directory %s on %s holds data kept from deleted volume %s; it is not recycled", id.Dir, id.Where(), rec.Name)
 	default:
 		mode = rec.DirMode
 	}

@@ -8,24 +8,22 @@ package driver
 import (
 	"context"
 	"fmt"
+	"sort"
+	"strings"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	mount "k8s.io/mount-utils"
 
 	"github.com/stowage-csi/stowage/pkg/backend"
-	"github.com/stowage-csi/stowage/pkg/backend/local"
 )
 
 // TopologyKey is the topology segment that pins local volumes to their node.
-const TopologyKey = "topology.stowage.io/node"
+const TopologyKey = backend.TopologyKey
 
 // DefaultCapacity is what a volume gets when the request names no size.
 const DefaultCapacity int64 = 1 << 30
-
-// NFSStores hands out a Store for an NFS share, reusing connections.
-type NFSStores interface {
-	Get(ctx context.Context, server, share string) (backend.Store, error)
-}
 
 // NodeChecker reports whether a node ID names a node of the cluster.
 type NodeChecker func(ctx context.Context, nodeID string) (bool, error)
@@ -38,16 +36,14 @@ type Options struct {
 	// NodeID is set in node mode: the driver then serves the Node service
 	// and creates local volumes on this node.
 	NodeID string
-	// Local is the local volume store of this node (node mode only).
-	Local *local.Store
-	// Quota enforces local volume sizes where the base path's filesystem
-	// supports project quotas; nil means sizes are not enforced.
-	Quota backend.Quota
-	// NFS reaches NFS shares in userspace; nil disables the NFS backend's
-	// controller side.
-	NFS NFSStores
-	// Mounter mounts volumes on the node (node mode only).
+	// Backends are the kinds of storage this instance serves (pkg/backend/
+	// local, pkg/backend/nfs), one per kind.
+	Backends []backend.Backend
+	// Mounter checks and removes publish targets (node mode only).
 	Mounter mount.Interface
+	// OtherMount returns another mount point that shows the same directory
+	// as target, or ""; nil reads the kernel's mount table (mounts.go).
+	OtherMount func(target string) (string, error)
 	// NodeExists, if set, lets ControllerPublishVolume refuse unknown nodes.
 	NodeExists NodeChecker
 	// ClaimAccessModes, if set, returns the access modes of the claim bound
@@ -64,9 +60,12 @@ type Driver struct {
 	csi.UnimplementedControllerServer
 	csi.UnimplementedNodeServer
 
-	opts  Options
-	locks *locks
-	names *nameIndex
+	opts     Options
+	backends map[string]backend.Backend
+	locks    *locks
+	names    *nameIndex
+	stats    *statsCache
+	rooms    rooms
 }
 
 // New checks the options and makes a Driver.
@@ -77,10 +76,41 @@ func New(opts Options) (*Driver, error) {
 	if opts.NodeID != "" && opts.Mounter == nil {
 		opts.Mounter = mount.New("")
 	}
-	if opts.NodeID == "" && opts.Local != nil {
-		return nil, fmt.Errorf("a local base path needs a node ID")
+	if opts.OtherMount == nil {
+		opts.OtherMount = sameMountElsewhere
 	}
-	return &Driver{opts: opts, locks: newLocks(), names: newNameIndex()}, nil
+	d := &Driver{opts: opts, backends: map[string]backend.Backend{}, locks: newLocks(), names: newNameIndex()}
+	for _, b := range opts.Backends {
+		if _, dup := d.backends[b.Kind()]; dup {
+			return nil, fmt.Errorf("two backends of kind %q", b.Kind())
+		}
+		d.backends[b.Kind()] = b
+	}
+	d.stats = newStatsCache(d.measure)
+	return d, nil
+}
+
+// backend returns the backend of a kind, or a status error naming the kinds
+// this instance serves.
+func (d *Driver) backend(kind string) (backend.Backend, error) {
+	if b, ok := d.backends[kind]; ok {
+		return b, nil
+	}
+	if kind == "" {
+		return nil, status.Error(codes.InvalidArgument, "the backend is not named; set the StorageClass parameter backend")
+	}
+	// Class parameters name only known kinds (pkg/params): this instance
+	// is the wrong one to ask.
+	return nil, status.Errorf(codes.FailedPrecondition, "backend %q is not served by this instance of Stowage (it serves %s)", kind, d.kinds())
+}
+
+func (d *Driver) kinds() string {
+	var k []string
+	for name := range d.backends {
+		k = append(k, name)
+	}
+	sort.Strings(k)
+	return strings.Join(k, ", ")
 }
 
 // isNode reports whether this instance serves the Node service.

@@ -31,6 +31,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/stowage-csi/stowage/pkg/backend"
 	"github.com/stowage-csi/stowage/pkg/backend/local"
 	"github.com/stowage-csi/stowage/pkg/backend/nfs"
 	"github.com/stowage-csi/stowage/pkg/driver"
@@ -73,7 +74,7 @@ func localDriver(b *testing.B) (*grpc.ClientConn, string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return benchConn(b, driver.Options{Name: "csi.stowage.io", Version: "bench", NodeID: benchNode, Local: store}), base
+	return benchConn(b, driver.Options{Name: "csi.stowage.io", Version: "bench", NodeID: benchNode, Backends: []backend.Backend{local.NewBackend(benchNode, store, nil)}}), base
 }
 
 func rwo() []*csi.VolumeCapability {
@@ -156,7 +157,7 @@ func BenchmarkCreateDeleteLocalInProcess(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	d, err := driver.New(driver.Options{Name: "csi.stowage.io", Version: "bench", NodeID: benchNode, Local: store})
+	d, err := driver.New(driver.Options{Name: "csi.stowage.io", Version: "bench", NodeID: benchNode, Backends: []backend.Backend{local.NewBackend(benchNode, store, nil)}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -301,7 +302,7 @@ func BenchmarkCreateDeleteNFS(b *testing.B) {
 	server, share := nfsEnv(b)
 	pool := nfs.NewPool(nfs.Options{})
 	b.Cleanup(func() { pool.Close() })
-	conn := benchConn(b, driver.Options{Name: "csi.stowage.io", Version: "bench", NFS: pool})
+	conn := benchConn(b, driver.Options{Name: "csi.stowage.io", Version: "bench", Backends: []backend.Backend{nfs.NewBackend(pool, nil)}})
 	c := csi.NewControllerClient(conn)
 	ctx := context.Background()
 	params := map[string]string{"backend": "nfs", "server": server, "share": share}

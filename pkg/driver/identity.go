@@ -35,9 +35,9 @@ func (d *Driver) Probe(context.Context, *csi.ProbeRequest) (*csi.ProbeResponse, 
 func (d *Driver) Ready() error { return d.ready() }
 
 func (d *Driver) ready() error {
-	if d.opts.Local != nil {
-		if err := d.opts.Local.Check(); err != nil {
-			return status.Errorf(codes.FailedPrecondition, "local base path %s is not usable on node %s: %v; check the disk mounted there or the node plugin's --local-base-path", d.opts.Local.Base(), d.opts.NodeID, err)
+	for _, b := range d.opts.Backends {
+		if err := b.Ready(); err != nil {
+			return err
 		}
 	}
 	return nil

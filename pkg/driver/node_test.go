@@ -28,25 +28,12 @@ func kubeletTarget(t *testing.T, pv string) string {
 func newFakeNode(t *testing.T, lookup func(ctx context.Context, pvName, volumeID string) ([]string, error)) (*Driver, *mount.FakeMounter) {
 	t.Helper()
 	fake := mount.NewFakeMounter(nil)
-	d, err := New(Options{Name: "csi.stowage.io", NodeID: "node-a", Mounter: fake, ClaimAccessModes: lookup})
+	d, err := New(Options{Name: "csi.stowage.io", NodeID: "node-a", Mounter: fake, ClaimAccessModes: lookup,
+		Backends: nfsVia(nil, fake), OtherMount: fakeOtherMount(fake)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return d, fake
-}
-
-func TestNFSSource(t *testing.T) {
-	tests := []struct{ server, want string }{
-		{"nfs.example.com", "nfs.example.com:/export/x"},
-		{"10.0.0.5", "10.0.0.5:/export/x"},
-		{"fd00::5", "[fd00::5]:/export/x"},
-		{"[fd00::5]", "[fd00::5]:/export/x"},
-	}
-	for _, tt := range tests {
-		if got := nfsSource(tt.server, "/export", "x"); got != tt.want {
-			t.Errorf("nfsSource(%q) = %q, want %q", tt.server, got, tt.want)
-		}
-	}
 }
 
 func TestNodePublishNFSIPv6Source(t *testing.T) {
@@ -359,47 +346,6 @@ func TestNodePublishLocalSymlinkRefused(t *testing.T) {
 		}
 		if n := mountsAt(t, target); n != 0 {
 			t.Fatalf("%v: %d mounts at the target after a refused publish", mode, n)
-		}
-	}
-}
-
-// TestBindFromDescriptorAfterSwap swaps the opened volume directory for a
-// symlink to a directory outside the base path before binding, as the owner
-// of an enclosing volume could between the check and the mount: both binds
-// must show the directory that was opened.
-func TestBindFromDescriptorAfterSwap(t *testing.T) {
-	d, base, targets := newRealLocalNode(t, "outer/inner")
-	outside := t.TempDir()
-	if err := os.WriteFile(filepath.Join(base, "outer/inner/volume"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(outside, "secret"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	dir, err := d.opts.Local.OpenDir("outer/inner")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dir.Close()
-	if err := os.Rename(filepath.Join(base, "outer/inner"), filepath.Join(base, "outer/moved")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(outside, filepath.Join(base, "outer/inner")); err != nil {
-		t.Fatal(err)
-	}
-	for name, bind := range map[string]func(*os.File, string) error{"bindDir": bindDir, "bindReadOnly": bindReadOnly} {
-		target := filepath.Join(targets, name)
-		if err := os.Mkdir(target, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := bind(dir, target); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if _, err := os.Stat(filepath.Join(target, "secret")); err == nil {
-			t.Errorf("%s followed the symlink swapped in after OpenDir", name)
-		}
-		if _, err := os.Stat(filepath.Join(target, "volume")); err != nil {
-			t.Errorf("%s does not show the opened directory: %v", name, err)
 		}
 	}
 }

@@ -34,19 +34,12 @@ func enclosingVolume(ctx context.Context, s backend.Store, dir string) (*record,
 // dir. It reads every record, so it is kept for the rare paths that take an
 // existing directory (adoption, static volumes) rather than one they made.
 func volumesInside(ctx context.Context, s backend.Store, dir string) ([]*record, error) {
-	names, err := s.ListFiles(ctx)
+	all, err := allRecords(ctx, s)
 	if err != nil {
 		return nil, err
 	}
 	var inside []*record
-	for _, n := range names {
-		if !isRecordName(n) {
-			continue
-		}
-		rec, err := readRecordFile(ctx, s, n)
-		if err != nil {
-			return nil, err
-		}
+	for _, rec := range all {
 		// Fold case: a case-insensitive server sees DB and db as one
 		// directory. The record at exactly dir is the caller's own.
 		if rec != nil && rec.Dir != dir && (strings.EqualFold(rec.Dir, dir) ||
@@ -68,19 +61,19 @@ func checkNotNested(ctx context.Context, s backend.Store, id volumeid.ID, around
 	if outer != nil {
 		return status.Errorf(codes.FailedPrecondition,
 			"directory %s on %s is inside directory %s of volume %s%s; a volume never sits inside another, so nothing was done. Give the StorageClasses that share this %s subDir templates that cannot nest (for example ${pvc.namespace}/${pvc.name} in every class)",
-			id.Dir, where(id), outer.Dir, outer.Name, ofClaim(outer), kind(id))
+			id.Dir, id.Where(), outer.Dir, outer.Name, ofClaim(outer), id.RootKind())
 	}
 	if !around {
 		return nil
 	}
 	inside, err := volumesInside(ctx, s, id.Dir)
 	if err != nil {
-		return storeError(err, "read the records on %s", where(id))
+		return storeError(err, "read the records on %s", id.Where())
 	}
 	if len(inside) > 0 {
 		return status.Errorf(codes.FailedPrecondition,
 			"directory %s on %s holds directory %s of volume %s%s (and %d more); a volume never contains another, so nothing was done",
-			id.Dir, where(id), inside[0].Dir, inside[0].Name, ofClaim(inside[0]), len(inside)-1)
+			id.Dir, id.Where(), inside[0].Dir, inside[0].Name, ofClaim(inside[0]), len(inside)-1)
 	}
 	return nil
 }
@@ -94,7 +87,7 @@ func checkOwner(id volumeid.ID, rec *record, pvName string) error {
 		if id.Owned() {
 			return status.Errorf(codes.FailedPrecondition,
 				"the record of volume %s (%s/%s on %s) is missing, so Stowage cannot prove the directory belongs to it; nothing was done. If the directory is this volume's, empty or remove it by hand and delete the PV",
-				id.Name, recordDirName, recordName(id.Dir), where(id))
+				id.Name, recordDirName, recordName(id.Dir), id.Where())
 		}
 		return nil
 	}
@@ -103,20 +96,20 @@ func checkOwner(id volumeid.ID, rec *record, pvName string) error {
 		// handles always carry the name: a handle without one is a static
 		// PV pointing at a volume Stowage made.
 		return status.Errorf(codes.FailedPrecondition,
-			"directory %s on %s belongs to volume %s%s; a static handle never acts on a directory Stowage made; nothing was done", id.Dir, where(id), rec.Name, ofClaim(rec))
+			"directory %s on %s belongs to volume %s%s; a static handle never acts on a directory Stowage made; nothing was done", id.Dir, id.Where(), rec.Name, ofClaim(rec))
 	}
 	if id.Owned() && volumeid.NameToken(rec.Name) != id.Name {
 		return status.Errorf(codes.FailedPrecondition,
-			"directory %s on %s belongs to volume %s%s, not to %s; nothing was done", id.Dir, where(id), rec.Name, ofClaim(rec), id.Name)
+			"directory %s on %s belongs to volume %s%s, not to %s; nothing was done", id.Dir, id.Where(), rec.Name, ofClaim(rec), id.Name)
 	}
 	if id.Owned() && rec.OnDelete != id.OnDelete {
 		return status.Errorf(codes.FailedPrecondition,
 			"volume %s says onDelete=%s but its record on %s says %s; nothing was done. Fix the record or the PV so that they agree",
-			id.Name, id.OnDelete, where(id), rec.OnDelete)
+			id.Name, id.OnDelete, id.Where(), rec.OnDelete)
 	}
 	if pvName != "" && rec.Name != pvName {
 		return status.Errorf(codes.FailedPrecondition,
-			"directory %s on %s belongs to volume %s%s, not to PV %s; nothing was done", id.Dir, where(id), rec.Name, ofClaim(rec), pvName)
+			"directory %s on %s belongs to volume %s%s, not to PV %s; nothing was done", id.Dir, id.Where(), rec.Name, ofClaim(rec), pvName)
 	}
 	return nil
 }
@@ -128,13 +121,6 @@ func ofClaim(r *record) string {
 		return ""
 	}
 	return " (claim " + r.Namespace + "/" + r.Claim + ")"
-}
-
-func kind(id volumeid.ID) string {
-	if id.Backend == volumeid.Local {
-		return "node"
-	}
-	return "share"
 }
 
 // nameIndex remembers which parameters each volume name was created with

@@ -46,7 +46,7 @@ func TestOwnershipStaticHandleCaseInsensitive(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	d, err := New(Options{Name: "csi.stowage.io", NFS: oneShare{foldCase{st}}})
+	d, err := New(Options{Name: "csi.stowage.io", Backends: nfsVia(oneShare{foldCase{st}}, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestOwnershipConcurrentSameDirectory(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 	bs := &barrierStore{Store: st, n: 2}
-	d, err := New(Options{Name: "csi.stowage.io", NFS: oneShare{bs}})
+	d, err := New(Options{Name: "csi.stowage.io", Backends: nfsVia(oneShare{bs}, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ type barrierStore struct {
 	all  chan struct{}
 }
 
-func (b *barrierStore) WriteFile(ctx context.Context, name string, data []byte) error {
+func (b *barrierStore) WriteRecord(ctx context.Context, name string, data []byte) error {
 	b.once.Do(func() { b.all = make(chan struct{}) })
 	b.mu.Lock()
 	b.seen++
@@ -147,7 +147,7 @@ func (b *barrierStore) WriteFile(ctx context.Context, name string, data []byte) 
 	case <-b.all:
 	case <-time.After(time.Second):
 	}
-	return b.Store.WriteFile(ctx, name, data)
+	return b.Store.WriteRecord(ctx, name, data)
 }
 
 // onDelete=archive drops the record, so archived data is "no one's":
@@ -187,7 +187,7 @@ func TestOwnershipAdoptionAcrossNestedShares(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { inner.Close() })
-	d, err := New(Options{Name: "csi.stowage.io", NFS: shares{"/export": outer, "/export/team-b": inner}})
+	d, err := New(Options{Name: "csi.stowage.io", Backends: nfsVia(shares{"/export": outer, "/export/team-b": inner}, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,7 +36,7 @@ func newShareDriver(t *testing.T) (*Driver, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	d, err := New(Options{Name: "csi.stowage.io", NFS: oneShare{store}})
+	d, err := New(Options{Name: "csi.stowage.io", Backends: nfsVia(oneShare{store}, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}

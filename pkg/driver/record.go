@@ -72,7 +72,7 @@ func readRecord(ctx context.Context, s backend.Store, dir string) (*record, erro
 }
 
 func readRecordFile(ctx context.Context, s backend.Store, name string) (*record, error) {
-	b, err := s.ReadFile(ctx, name)
+	b, err := s.ReadRecord(ctx, name)
 	if errors.Is(err, backend.ErrNotFound) {
 		return nil, nil
 	}
@@ -86,12 +86,34 @@ func readRecordFile(ctx context.Context, s backend.Store, name string) (*record,
 	return &r, nil
 }
 
+// allRecords reads every record of a store.
+func allRecords(ctx context.Context, s backend.Store) ([]*record, error) {
+	names, err := s.ListRecords(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var all []*record
+	for _, n := range names {
+		if !isRecordName(n) {
+			continue
+		}
+		rec, err := readRecordFile(ctx, s, n)
+		if err != nil {
+			return nil, err
+		}
+		if rec != nil {
+			all = append(all, rec)
+		}
+	}
+	return all, nil
+}
+
 func writeRecord(ctx context.Context, s backend.Store, r *record) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
-	return s.WriteFile(ctx, recordName(r.Dir), b)
+	return s.WriteRecord(ctx, recordName(r.Dir), b)
 }
 
 // fingerprint sums the class parameters a volume was made with. The

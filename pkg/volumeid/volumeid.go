@@ -63,6 +63,23 @@ func (id ID) String() string {
 	return strings.Join(f, sep)
 }
 
+// Where names the volume's root for messages users read: "node n1" or
+// "NFS share server:/export".
+func (id ID) Where() string {
+	if id.Backend == Local {
+		return "node " + id.Node
+	}
+	return "NFS share " + id.Server + ":" + id.Share
+}
+
+// RootKind is what the volume's root is called: "node" or "share".
+func (id ID) RootKind() string {
+	if id.Backend == Local {
+		return "node"
+	}
+	return "share"
+}
+
 // Owned reports whether the handle names the volume its directory was made
 // for (a dynamically provisioned volume of this version).
 func (id ID) Owned() bool { return id.Name != "" }

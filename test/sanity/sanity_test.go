@@ -16,6 +16,9 @@ import (
 
 	"github.com/kubernetes-csi/csi-test/v5/pkg/sanity"
 
+	mount "k8s.io/mount-utils"
+
+	"github.com/stowage-csi/stowage/pkg/backend"
 	"github.com/stowage-csi/stowage/pkg/backend/local"
 	"github.com/stowage-csi/stowage/pkg/backend/nfs"
 	"github.com/stowage-csi/stowage/pkg/driver"
@@ -72,7 +75,8 @@ func TestLocal(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := serve(t, dir, "node", driver.Options{
-		Name: "csi.stowage.io", Version: "sanity", NodeID: nodeID, Local: store, NodeExists: onlyThisNode,
+		Name: "csi.stowage.io", Version: "sanity", NodeID: nodeID, NodeExists: onlyThisNode,
+		Backends: []backend.Backend{local.NewBackend(nodeID, store, nil)},
 	})
 	c := config(t, dir)
 	c.Address = addr
@@ -90,10 +94,12 @@ func TestNFS(t *testing.T) {
 	pool := nfs.NewPool(nfs.Options{})
 	t.Cleanup(func() { pool.Close() })
 	controller := serve(t, dir, "controller", driver.Options{
-		Name: "csi.stowage.io", Version: "sanity", NFS: pool, NodeExists: onlyThisNode,
+		Name: "csi.stowage.io", Version: "sanity", NodeExists: onlyThisNode,
+		Backends: []backend.Backend{nfs.NewBackend(pool, nil), local.NewBackend("", nil, nil)},
 	})
 	node := serve(t, dir, "node", driver.Options{
-		Name: "csi.stowage.io", Version: "sanity", NodeID: nodeID, NFS: pool,
+		Name: "csi.stowage.io", Version: "sanity", NodeID: nodeID,
+		Backends: []backend.Backend{nfs.NewBackend(pool, mount.New(""))},
 	})
 	c := config(t, dir)
 	c.Address = node

@@ -29,8 +29,8 @@ func (s *Store) Empty(_ context.Context, dir string) (exists, empty bool, err er
 	return true, len(names) == 0, nil
 }
 
-// ListFiles reads the names in .stowage.
-func (s *Store) ListFiles(_ context.Context) ([]string, error) {
+// ListRecords reads the names in .stowage.
+func (s *Store) ListRecords(_ context.Context) ([]string, error) {
 	f, err := s.root.Open(recordsDir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil

@@ -114,18 +114,18 @@ func TestRemoveAll(t *testing.T) {
 func TestRecords(t *testing.T) {
 	ctx := context.Background()
 	s, base := openStore(t)
-	if _, err := s.ReadFile(ctx, "vol-1.json"); !errors.Is(err, backend.ErrNotFound) {
+	if _, err := s.ReadRecord(ctx, "vol-1.json"); !errors.Is(err, backend.ErrNotFound) {
 		t.Fatalf("reading a record before any exists: %v, want ErrNotFound", err)
 	}
-	if err := s.RemoveFile(ctx, "vol-1.json"); err != nil {
+	if err := s.RemoveRecord(ctx, "vol-1.json"); err != nil {
 		t.Fatalf("removing a missing record: %v", err)
 	}
 	long := `{"name":"` + strings.Repeat("x", 3000) + `"}`
 	for _, data := range []string{`{"v":1}`, `{"v":2,"retained":true}`, long} {
-		if err := s.WriteFile(ctx, "vol-1.json", []byte(data)); err != nil {
+		if err := s.WriteRecord(ctx, "vol-1.json", []byte(data)); err != nil {
 			t.Fatal(err)
 		}
-		got, err := s.ReadFile(ctx, "vol-1.json")
+		got, err := s.ReadRecord(ctx, "vol-1.json")
 		if err != nil || string(got) != data {
 			t.Fatalf("read back %d bytes %v, want %d bytes", len(got), err, len(data))
 		}
@@ -133,18 +133,18 @@ func TestRecords(t *testing.T) {
 	if entries, _ := os.ReadDir(filepath.Join(base, recordsDir)); len(entries) != 1 {
 		t.Fatalf(".stowage holds %d entries after replacing one record, want 1", len(entries))
 	}
-	if err := s.RemoveFile(ctx, "vol-1.json"); err != nil {
+	if err := s.RemoveRecord(ctx, "vol-1.json"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.ReadFile(ctx, "vol-1.json"); !errors.Is(err, backend.ErrNotFound) {
+	if _, err := s.ReadRecord(ctx, "vol-1.json"); !errors.Is(err, backend.ErrNotFound) {
 		t.Fatalf("reading a removed record: %v, want ErrNotFound", err)
 	}
 	for _, bad := range []string{"", "..", "a/b", "../x"} {
-		if err := s.WriteFile(ctx, bad, []byte("{}")); err == nil {
-			t.Errorf("WriteFile(%q) was accepted", bad)
+		if err := s.WriteRecord(ctx, bad, []byte("{}")); err == nil {
+			t.Errorf("WriteRecord(%q) was accepted", bad)
 		}
 	}
-	if err := s.WriteFile(ctx, "vol-2.json", []byte(strings.Repeat("x", 5000))); err == nil {
+	if err := s.WriteRecord(ctx, "vol-2.json", []byte(strings.Repeat("x", 5000))); err == nil {
 		t.Error("a record longer than a link can hold was accepted")
 	}
 }
@@ -154,16 +154,16 @@ func TestRecords(t *testing.T) {
 func TestRecordsDirRemovedBehindOurBack(t *testing.T) {
 	ctx := context.Background()
 	s, base := openStore(t)
-	if err := s.WriteFile(ctx, "vol-1.json", []byte(`{"v":1}`)); err != nil {
+	if err := s.WriteRecord(ctx, "vol-1.json", []byte(`{"v":1}`)); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.RemoveAll(filepath.Join(base, recordsDir)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.ReadFile(ctx, "vol-1.json"); !errors.Is(err, backend.ErrNotFound) {
+	if _, err := s.ReadRecord(ctx, "vol-1.json"); !errors.Is(err, backend.ErrNotFound) {
 		t.Fatalf("reading a record whose directory is gone: %v, want ErrNotFound", err)
 	}
-	if err := s.WriteFile(ctx, "vol-2.json", []byte(`{"v":2}`)); err != nil {
+	if err := s.WriteRecord(ctx, "vol-2.json", []byte(`{"v":2}`)); err != nil {
 		t.Fatal(err)
 	}
 	target, err := os.Readlink(filepath.Join(base, recordsDir, "vol-2.json"))

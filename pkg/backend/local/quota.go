@@ -9,7 +9,6 @@ import (
 
 	"k8s.io/klog/v2"
 
-	"github.com/stowage-csi/stowage/pkg/backend"
 	"github.com/stowage-csi/stowage/pkg/quota"
 )
 
@@ -29,8 +28,6 @@ type Quota struct {
 	// plugin assigns IDs on this base path.
 	mu sync.Mutex
 }
-
-var _ backend.Quota = (*Quota)(nil)
 
 // NewQuota returns a Quota for the store, or an error wrapping
 // quota.ErrUnavailable that says why sizes cannot be enforced there and how
@@ -75,23 +72,30 @@ func (q *Quota) SetQuota(ctx context.Context, dir string, bytes int64) error {
 // Usage reports what the filesystem charges to dir's project; a directory
 // without one (made before quotas were enabled) is measured by walking it.
 func (q *Quota) Usage(ctx context.Context, dir string) (int64, int64, error) {
+	u, err := q.Measure(ctx, dir)
+	return u.Bytes, u.Inodes, err
+}
+
+// Measure is Usage with the project's limits (zero where it has none).
+func (q *Quota) Measure(ctx context.Context, dir string) (quota.Usage, error) {
 	f, err := q.openDir(dir)
 	if err != nil {
-		return 0, 0, err
+		return quota.Usage{}, err
 	}
 	defer f.Close()
 	id, err := q.ownProject(f, dir)
 	if err != nil {
-		return 0, 0, err
+		return quota.Usage{}, err
 	}
 	if id == 0 {
-		return WalkUsage(ctx, q.store, dir)
+		b, n, err := WalkUsage(ctx, q.store, dir)
+		return quota.Usage{Bytes: b, Inodes: n}, err
 	}
 	u, err := q.fs.Usage(id)
 	if err != nil {
-		return 0, 0, fmt.Errorf("usage of %s under %s: %w", dir, q.store.Base(), err)
+		return quota.Usage{}, fmt.Errorf("usage of %s under %s: %w", dir, q.store.Base(), err)
 	}
-	return u.Bytes, u.Inodes, nil
+	return u, nil
 }
 
 // ownProject returns dir's project ID, or 0 when it has none of its own:

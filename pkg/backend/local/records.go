@@ -59,7 +59,7 @@ func checkRecordName(name string) error {
 	return nil
 }
 
-func (s *Store) ReadFile(_ context.Context, name string) ([]byte, error) {
+func (s *Store) ReadRecord(_ context.Context, name string) ([]byte, error) {
 	if err := checkRecordName(name); err != nil {
 		return nil, err
 	}
@@ -85,7 +85,7 @@ const maxRecord = 4095 + 1
 
 // WriteFile creates or replaces a record atomically: a new record is one
 // symlinkat, a replaced one is a link made aside and renamed over it.
-func (s *Store) WriteFile(_ context.Context, name string, data []byte) error {
+func (s *Store) WriteRecord(_ context.Context, name string, data []byte) error {
 	if err := checkRecordName(name); err != nil {
 		return err
 	}
@@ -110,7 +110,7 @@ func (s *Store) WriteFile(_ context.Context, name string, data []byte) error {
 	return nil
 }
 
-func (s *Store) RemoveFile(_ context.Context, name string) error {
+func (s *Store) RemoveRecord(_ context.Context, name string) error {
 	if err := checkRecordName(name); err != nil {
 		return err
 	}

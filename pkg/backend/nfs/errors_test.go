@@ -171,8 +171,8 @@ func TestNoSpace(t *testing.T) {
 	var fillErr error
 	for i := 0; fillErr == nil && i < 2*int(total/maxRecord)+2; i++ {
 		name := fmt.Sprintf("%s/%d", dir, i)
-		t.Cleanup(func() { st.RemoveFile(ctx, name) })
-		fillErr = st.WriteFile(ctx, name, make([]byte, maxRecord))
+		t.Cleanup(func() { st.RemoveRecord(ctx, name) })
+		fillErr = st.WriteRecord(ctx, name, make([]byte, maxRecord))
 	}
 	t.Logf("error: %v", fillErr)
 	if !errors.Is(fillErr, backend.ErrNoSpace) {

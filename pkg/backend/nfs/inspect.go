@@ -41,7 +41,7 @@ func (s *store) Empty(ctx context.Context, dir string) (exists, empty bool, err 
 }
 
 // ListFiles names the records in .stowage, batch by batch.
-func (s *store) ListFiles(ctx context.Context) ([]string, error) {
+func (s *store) ListRecords(ctx context.Context) ([]string, error) {
 	var names []string
 	err := s.run(ctx, func(c *conn) error {
 		names = names[:0]

@@ -36,18 +36,18 @@ func TestEmpty(t *testing.T) {
 	}
 }
 
-func TestListFiles(t *testing.T) {
+func TestListRecords(t *testing.T) {
 	srv := needServer(t)
 	st := srv.open(t)
 	ctx := testCtx(t)
 	// Other tests of this package write records too: only ours must be there.
 	for _, n := range []string{"list-a.json", "list-b.json"} {
-		if err := st.WriteFile(ctx, n, []byte("{}")); err != nil {
+		if err := st.WriteRecord(ctx, n, []byte("{}")); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = st.RemoveFile(ctx, n) })
+		t.Cleanup(func() { _ = st.RemoveRecord(ctx, n) })
 	}
-	names, err := st.ListFiles(ctx)
+	names, err := st.ListRecords(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

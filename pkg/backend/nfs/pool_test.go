@@ -56,9 +56,9 @@ func TestPoolConcurrentUse(t *testing.T) {
 				record := fmt.Sprintf("%s/w%d-r%d", base, w, r)
 				steps := []func() error{
 					func() error { return st.Mkdir(ctx, dir, 0o755) },
-					func() error { return st.WriteFile(ctx, record, []byte(dir)) },
+					func() error { return st.WriteRecord(ctx, record, []byte(dir)) },
 					func() error {
-						b, err := st.ReadFile(ctx, record)
+						b, err := st.ReadRecord(ctx, record)
 						if err == nil && string(b) != dir {
 							err = fmt.Errorf("record %s holds %q, want %q", record, b, dir)
 						}
@@ -71,7 +71,7 @@ func TestPoolConcurrentUse(t *testing.T) {
 						}
 						return err
 					},
-					func() error { return st.RemoveFile(ctx, record) },
+					func() error { return st.RemoveRecord(ctx, record) },
 					func() error { return st.RemoveAll(ctx, fmt.Sprintf("%s/w%d/r%d", base, w, r)) },
 					st.Close, // a pooled Store's Close must not close the shared connection
 				}

@@ -32,7 +32,7 @@ func validateRecord(name string) error {
 	return nil
 }
 
-func (s *store) ReadFile(ctx context.Context, name string) ([]byte, error) {
+func (s *store) ReadRecord(ctx context.Context, name string) ([]byte, error) {
 	if err := validateRecord(name); err != nil {
 		return nil, err
 	}
@@ -88,7 +88,7 @@ func readAll(t *gonfs.Target, rel string, size int64) ([]byte, error) {
 
 // WriteFile writes the record to a temporary name beside it and renames it
 // into place, so that a reader sees the old or the new record, never half.
-func (s *store) WriteFile(ctx context.Context, name string, data []byte) error {
+func (s *store) WriteRecord(ctx context.Context, name string, data []byte) error {
 	if err := validateRecord(name); err != nil {
 		return err
 	}
@@ -141,7 +141,7 @@ func randomSuffix() string {
 }
 
 // RemoveFile removes a record; a missing record is not an error.
-func (s *store) RemoveFile(ctx context.Context, name string) error {
+func (s *store) RemoveRecord(ctx context.Context, name string) error {
 	if err := validateRecord(name); err != nil {
 		return err
 	}

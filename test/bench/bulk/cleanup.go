@@ -40,7 +40,7 @@ func cleanNFS(exportDir, server, share, subDir string) error {
 	defer st.Close()
 	for _, e := range entries {
 		sum := sha256.Sum256([]byte(subDir + "/" + e.Name()))
-		if err := st.RemoveFile(ctx, "vol-"+hex.EncodeToString(sum[:16])+".json"); err != nil {
+		if err := st.RemoveRecord(ctx, "vol-"+hex.EncodeToString(sum[:16])+".json"); err != nil {
 			return err
 		}
 	}

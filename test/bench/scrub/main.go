@@ -24,6 +24,7 @@ import (
 	"github.com/willscott/go-nfs-client/nfs/rpc"
 	"github.com/willscott/go-nfs-client/nfs/xdr"
 
+	"github.com/stowage-csi/stowage/pkg/backend"
 	"github.com/stowage-csi/stowage/pkg/backend/local"
 	"github.com/stowage-csi/stowage/pkg/backend/nfs"
 	"github.com/stowage-csi/stowage/pkg/driver"
@@ -154,7 +155,7 @@ func benchLocal(t tree, base string, rounds int, res *Result) error {
 	if err != nil {
 		return err
 	}
-	d, err := driver.New(driver.Options{Name: "csi.stowage.io", Version: "bench", NodeID: node, Local: store})
+	d, err := driver.New(driver.Options{Name: "csi.stowage.io", Version: "bench", NodeID: node, Backends: []backend.Backend{local.NewBackend(node, store, nil)}})
 	if err != nil {
 		return err
 	}
@@ -211,7 +212,7 @@ func benchNFS(t tree, exportDir, server, share string, rounds int, res *Result) 
 	res.Floor, res.Directory = "go-nfs-client Target.RemoveAll of the same tree (userspace NFSv3, one connection)", exportDir
 	pool := nfs.NewPool(nfs.Options{})
 	defer pool.Close()
-	d, err := driver.New(driver.Options{Name: "csi.stowage.io", Version: "bench", NFS: pool})
+	d, err := driver.New(driver.Options{Name: "csi.stowage.io", Version: "bench", Backends: []backend.Backend{nfs.NewBackend(pool, nil)}})
 	if err != nil {
 		return err
 	}
