@@ -91,6 +91,8 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%, nodefs.inodesFree: 1%}
 serializeImagePulls: false
+# Volume usage (kubelet_volume_stats_*) every 10 s instead of every minute, so tests see it soon.
+volumeStatsAggPeriod: 10s
 EOF
 mkdir -p /var/lib/kubelet
 start_daemon kubelet "$STATE/run" "$STATE/logs" "$K8S_BIN/kubelet" --config="$conf/kubelet.yaml" \
