@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/stowage-csi/stowage/pkg/backend"
+	"github.com/stowage-csi/stowage/pkg/backend/storetest"
 )
 
 func openStore(t *testing.T) (*Store, string) {
@@ -114,6 +115,7 @@ func TestRemoveAll(t *testing.T) {
 func TestRecords(t *testing.T) {
 	ctx := context.Background()
 	s, base := openStore(t)
+	storetest.Records(t, ctx, s, "contract")
 	if _, err := s.ReadRecord(ctx, "vol-1.json"); !errors.Is(err, backend.ErrNotFound) {
 		t.Fatalf("reading a record before any exists: %v, want ErrNotFound", err)
 	}

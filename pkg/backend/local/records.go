@@ -1,12 +1,10 @@
 package local
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -52,15 +50,8 @@ func (s *Store) recordsFD(create bool) (int, error) {
 	return int(s.records.Fd()), nil
 }
 
-func checkRecordName(name string) error {
-	if name == "" || name == "." || name == ".." || strings.ContainsRune(name, '/') {
-		return fmt.Errorf("record name %q is not a single file name", name)
-	}
-	return nil
-}
-
 func (s *Store) ReadRecord(_ context.Context, name string) ([]byte, error) {
-	if err := checkRecordName(name); err != nil {
+	if err := backend.CheckRecordName(name); err != nil {
 		return nil, err
 	}
 	dir, err := s.recordsFD(false)
@@ -80,17 +71,15 @@ func (s *Store) ReadRecord(_ context.Context, name string) ([]byte, error) {
 	return nil, fmt.Errorf("read record %s under %s: longer than %d bytes", name, s.base, maxRecord)
 }
 
-// maxRecord is the longest symlink target Linux stores (PATH_MAX less the NUL).
-const maxRecord = 4095 + 1
+// maxRecord is one more than the longest record: a link target Linux stores
+// is at most PATH_MAX less the NUL, which is backend.MaxRecordBytes.
+const maxRecord = backend.MaxRecordBytes + 1
 
-// WriteFile creates or replaces a record atomically: a new record is one
+// WriteRecord creates or replaces a record atomically: a new record is one
 // symlinkat, a replaced one is a link made aside and renamed over it.
 func (s *Store) WriteRecord(_ context.Context, name string, data []byte) error {
-	if err := checkRecordName(name); err != nil {
+	if err := backend.CheckRecord(name, data); err != nil {
 		return err
-	}
-	if len(data) == 0 || len(data) >= maxRecord || bytes.IndexByte(data, 0) >= 0 {
-		return fmt.Errorf("record %s: %d bytes cannot be stored as a link (1 to %d, no NUL)", name, len(data), maxRecord-1)
 	}
 	dir, err := s.recordsFD(true)
 	if err != nil {
@@ -111,7 +100,7 @@ func (s *Store) WriteRecord(_ context.Context, name string, data []byte) error {
 }
 
 func (s *Store) RemoveRecord(_ context.Context, name string) error {
-	if err := checkRecordName(name); err != nil {
+	if err := backend.CheckRecordName(name); err != nil {
 		return err
 	}
 	dir, err := s.recordsFD(false)

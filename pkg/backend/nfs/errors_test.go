@@ -1,10 +1,13 @@
 package nfs
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -165,15 +168,15 @@ func TestNoSpace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Records are capped below the share's size, so fill with several; an
-	// empty directory stays behind in the tmpfs.
-	dir := fmt.Sprintf("fill-%d", time.Now().UnixNano())
-	var fillErr error
-	for i := 0; fillErr == nil && i < 2*int(total/maxRecord)+2; i++ {
-		name := fmt.Sprintf("%s/%d", dir, i)
-		t.Cleanup(func() { st.RemoveRecord(ctx, name) })
-		fillErr = st.WriteRecord(ctx, name, make([]byte, maxRecord))
+	// Fill the share from the server's side, then write a record over NFS.
+	// test/nfs/ganesha.sh keeps /small's directory beside /export's.
+	filler := filepath.Join(filepath.Dir(srv.dir), "small", fmt.Sprintf("fill-%d", time.Now().UnixNano()))
+	t.Cleanup(func() { os.Remove(filler) })
+	if f, err := os.Create(filler); err == nil {
+		_, _ = f.Write(make([]byte, total))
+		f.Close()
 	}
+	fillErr := st.WriteRecord(ctx, fmt.Sprintf("fill-%d", time.Now().UnixNano()), bytes.Repeat([]byte("x"), backend.MaxRecordBytes))
 	t.Logf("error: %v", fillErr)
 	if !errors.Is(fillErr, backend.ErrNoSpace) {
 		t.Fatalf("filling a %d-byte share: %v, want ErrNoSpace", total, fillErr)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"path"
-	"strings"
 
 	gonfs "github.com/willscott/go-nfs-client/nfs"
 
@@ -18,22 +17,11 @@ import (
 // recordDir holds Stowage's own records at the root of the share.
 const recordDir = ".stowage"
 
-// maxRecord bounds ReadFile: records are small, and a huge file there is a
-// mistake that should not be read into the controller's memory.
-const maxRecord = 4 << 20
-
-// validateRecord checks a record name: a clean relative path inside
-// .stowage, possibly with subdirectories.
-func validateRecord(name string) error {
-	if name == "" || strings.HasPrefix(name, "/") || path.Clean(name) != name ||
-		name == "." || name == ".." || strings.HasPrefix(name, "../") || strings.ContainsRune(name, 0) {
-		return fmt.Errorf("record name %q must be a clean relative path such as volumes/pvc-1.json", name)
-	}
-	return nil
-}
+// maxRecord bounds what is read (backend.MaxRecordBytes).
+const maxRecord = backend.MaxRecordBytes
 
 func (s *store) ReadRecord(ctx context.Context, name string) ([]byte, error) {
-	if err := validateRecord(name); err != nil {
+	if err := backend.CheckRecordName(name); err != nil {
 		return nil, err
 	}
 	rel := path.Join(recordDir, name)
@@ -89,11 +77,11 @@ func readAll(t *gonfs.Target, rel string, size int64) ([]byte, error) {
 // WriteFile writes the record to a temporary name beside it and renames it
 // into place, so that a reader sees the old or the new record, never half.
 func (s *store) WriteRecord(ctx context.Context, name string, data []byte) error {
-	if err := validateRecord(name); err != nil {
+	if err := backend.CheckRecordName(name); err != nil {
 		return err
 	}
-	if len(data) > maxRecord {
-		return fmt.Errorf("record %q is %d bytes, more than the %d a record may hold", name, len(data), maxRecord)
+	if err := backend.CheckRecord(name, data); err != nil {
+		return err
 	}
 	rel := path.Join(recordDir, name)
 	dir, base := split(rel)
@@ -142,7 +130,7 @@ func randomSuffix() string {
 
 // RemoveFile removes a record; a missing record is not an error.
 func (s *store) RemoveRecord(ctx context.Context, name string) error {
-	if err := validateRecord(name); err != nil {
+	if err := backend.CheckRecordName(name); err != nil {
 		return err
 	}
 	rel := path.Join(recordDir, name)
