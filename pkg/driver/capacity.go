@@ -134,7 +134,7 @@ func (d *Driver) reserveRoom(ctx context.Context, id volumeid.ID, more int64) (r
 	if avail < more {
 		release()
 		return nil, status.Errorf(codes.ResourceExhausted,
-			"%d more bytes were asked for but only %d are free on %s (free space minus what other volumes were given); ask for less or free space",
+			"%d more bytes were asked for but only %d are available on %s (free space minus what its other volumes were given); ask for less or free space",
 			more, avail, id.Where())
 	}
 	return release, nil
