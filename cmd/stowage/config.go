@@ -26,6 +26,7 @@ type config struct {
 	leaderNamespace string
 	qps             float64
 	burst           int
+	capacity        capacityFlags
 
 	// node mode
 	nodeID          string
@@ -41,6 +42,7 @@ func (c *config) bind(fs *flag.FlagSet) {
 	fs.BoolVar(&c.provisioner, "provisioner", true, "run the StorageClass provisioner and recycler (needs the Kubernetes API)")
 	fs.Float64Var(&c.qps, "kube-api-qps", 300, "queries per second to the Kubernetes API")
 	fs.IntVar(&c.burst, "kube-api-burst", 600, "burst of queries to the Kubernetes API")
+	c.capacity.bind(fs)
 	if c.mode == modeController {
 		fs.StringVar(&c.healthAddr, "health-addr", ":9808", "address of /healthz and /metrics; empty disables")
 		fs.BoolVar(&c.leaderElect, "leader-elect", true, "elect a leader among controller replicas before provisioning")
