@@ -265,19 +265,16 @@ func TestCapacityNodePolicy(t *testing.T) {
 	if err := createA("own", on(nodeA)); err != nil {
 		t.Fatalf("node-a publishes its own capacity: %v", err)
 	}
-	own, err := asA.StorageV1().CSIStorageCapacities(h.ns).Get(h.ctx, "own", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	own.NodeTopology = on(nodeB)
-	_, err = asA.StorageV1().CSIStorageCapacities(h.ns).Update(h.ctx, own, metav1.UpdateOptions{})
-	denied("node-a moves its object to node-b", err, "its own node")
+	// (nodeTopology itself is immutable: an object cannot be moved to another node.)
 	other, err := h.c.StorageV1().CSIStorageCapacities(h.ns).Create(h.ctx, &storagev1.CSIStorageCapacity{
 		ObjectMeta: metav1.ObjectMeta{Name: "of-b"}, StorageClassName: "x", NodeTopology: on(nodeB),
 	}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	other.Capacity = resource.NewQuantity(0, resource.BinarySI)
+	_, err = asA.StorageV1().CSIStorageCapacities(h.ns).Update(h.ctx, other, metav1.UpdateOptions{})
+	denied("node-a empties node-b's object", err, "its own node")
 	denied("node-a deletes node-b's object", asA.StorageV1().CSIStorageCapacities(h.ns).Delete(h.ctx, other.Name, metav1.DeleteOptions{}), "its own node")
 	if err := asA.StorageV1().CSIStorageCapacities(h.ns).Delete(h.ctx, "own", metav1.DeleteOptions{}); err != nil {
 		t.Errorf("node-a deletes its own object: %v", err)
