@@ -144,9 +144,11 @@ func (p *Publisher) Start(_ context.Context, factory informers.SharedInformerFac
 			UpdateFunc: func(_, o any) { p.classChanged(o) },
 			DeleteFunc: p.classChanged,
 		}},
+		// Not on update: our own updates would trigger a sync, which would
+		// update again whenever the free space moved meanwhile, in a loop.
+		// Someone else's edit is undone by the next poll.
 		{p.objects, cache.ResourceEventHandlerFuncs{
 			AddFunc:    p.objectChanged,
-			UpdateFunc: func(_, o any) { p.objectChanged(o) },
 			DeleteFunc: p.objectDeleted,
 		}},
 		{volumes, cache.ResourceEventHandlerFuncs{

@@ -38,6 +38,7 @@ const (
 type getter struct {
 	mu        sync.Mutex
 	available int64
+	drift     int64 // added on every call: a disk others write to
 	err       error
 	asked     []*csi.GetCapacityRequest
 }
@@ -49,6 +50,7 @@ func (g *getter) GetCapacity(_ context.Context, req *csi.GetCapacityRequest) (*c
 	if g.err != nil {
 		return nil, g.err
 	}
+	g.available += g.drift
 	return &csi.GetCapacityResponse{AvailableCapacity: g.available, MaximumVolumeSize: wrapperspb.Int64(g.available / 2)}, nil
 }
 
@@ -360,4 +362,37 @@ func TestConfigErrors(t *testing.T) {
 	if _, err := New(base); err != nil {
 		t.Errorf("good config refused: %v", err)
 	}
+}
+
+func (g *getter) calls() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.asked)
+}
+
+// Publishing must not feed on itself: an update of our own object is no
+// reason to ask again, even when the answer changes on every call.
+func TestNoRefreshLoop(t *testing.T) {
+	g := &getter{available: gib, drift: 4096}
+	client := fake.NewClientset()
+	w := start(t, client, Config{Backend: volumeid.Local, NodeName: "node-a", Capacity: g, Interval: time.Hour},
+		class("fast", "local"))
+	eventually(t, func() bool { return len(w.list()) == 1 })
+	time.Sleep(time.Second) // let the events of the first writes settle
+	settled := g.calls()
+	time.Sleep(2 * time.Second)
+	if n := g.calls() - settled; n > 0 {
+		t.Errorf("GetCapacity called %d more times with nothing happening (after %d calls to publish)", n, settled)
+	}
+}
+
+// eventually waits for cond; a bound on a hang, not a speed test.
+func eventually(t *testing.T, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatal("condition not reached")
 }
