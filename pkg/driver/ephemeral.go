@@ -46,6 +46,10 @@ const (
 // inline volumes, one directory per volume ID.
 const ephemeralRoot = "ephemeral"
 
+// inlineParams stands in the record for class parameters, which inline
+// volumes do not have.
+const inlineParams = "inline"
+
 // ephemeralDirMode lets any user of the pod write, as an emptyDir does.
 const ephemeralDirMode os.FileMode = 0o777
 
@@ -214,7 +218,9 @@ func (d *Driver) makeInline(ctx context.Context, b backend.Backend, id volumeid.
 		return err
 	}
 	rec = &record{Name: volumeID, Dir: id.Dir, Capacity: in.size, OnDelete: params.DeleteRemove, Created: time.Now().UTC(),
-		Namespace: in.podNS, Claim: "pod " + in.name, DirMode: ephemeralDirMode, Pod: in.pod, Target: target}
+		Namespace: in.podNS, Claim: "pod " + in.name, DirMode: ephemeralDirMode, Pod: in.pod, Target: target,
+		// Set, so that a static PV handle naming the directory is refused (checkOwner).
+		Params: inlineParams}
 	err = writeRecord(ctx, store, rec)
 	releaseRoom()
 	if err != nil {

@@ -338,3 +338,25 @@ func writeAsPod(p string, n int) error {
 	}()
 	return <-done
 }
+
+// TestInlineNotDeletedThroughAPV: a PV handle an admin writes for an inline
+// volume's directory, static or with the volume's name, never removes it.
+func TestInlineNotDeletedThroughAPV(t *testing.T) {
+	d, base, kubelet := newRealLocalNode(t)
+	ctx := context.Background()
+	pod := newInlinePod(kubelet, "a8")
+	if _, err := d.NodePublishVolume(ctx, pod.publish("1Mi")); err != nil {
+		t.Fatal(err)
+	}
+	id := d.inlineID(pod.volumeID)
+	static := id
+	static.Name, static.OnDelete = "", ""
+	for _, h := range []string{static.String(), id.String()} {
+		if _, err := d.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: h}); code(err) != codes.FailedPrecondition {
+			t.Errorf("DeleteVolume(%s): %v, want FailedPrecondition", h, err)
+		}
+	}
+	if !exists(filepath.Join(base, id.Dir)) {
+		t.Fatal("the inline volume was removed through a PV handle")
+	}
+}
