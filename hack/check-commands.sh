@@ -74,7 +74,7 @@ check() {
     if [ -z "$pkg" ]; then
       errors+=("$name (${locs[$name]}): $p belongs to no Debian package; install it from one in test/cluster/install-deps.sh, or build it in the repo and add it to BUILT in hack/check-commands.sh")
     elif [ "${prio[$pkg]:-}" != required ] && [ -z "${indeps[$pkg]:-}" ]; then
-      errors+=("$name (${locs[$name]}): from Debian package $pkg (Priority: ${prio[$pkg]:-unknown}), which a minimal Debian lacks and $(deps_file) does not list: add $pkg to its pkgs=( ... )")
+      errors+=("$name (${locs[$name]}): from Debian package $pkg (Priority: ${prio[$pkg]:-unknown}), which a minimal Debian lacks and ${CHECK_COMMANDS_DEPS:-test/cluster/install-deps.sh} does not list: add $pkg to its pkgs=( ... )")
     fi
   done
   if [ ${#errors[@]} -gt 0 ]; then
