@@ -30,6 +30,16 @@ declare -A ALLOW=(
 deps_file() { echo "${CHECK_COMMANDS_DEPS:-$repo/test/cluster/install-deps.sh}"; }
 deps_packages() { sed -n '/^pkgs=(/,/^)/p' "$(deps_file)" | sed 's/#.*//; s/^pkgs=(//; s/^)//' | tr -s ' \t' '\n' | sed '/^$/d'; }
 
+# twins PATH — the names dpkg may know PATH by: itself and where its symlinks lead (alternatives),
+# each with and without /usr (Debian 12 merged /usr, but dpkg still records /bin/ls, /sbin/insmod).
+twins() {
+  local v
+  for v in "$1" "$(readlink -f "$1")"; do
+    echo "$v"
+    case $v in /usr/*) echo "${v#/usr}" ;; *) echo "/usr$v" ;; esac
+  done
+}
+
 check() {
   local -A funcs=() locs=() skip=() owner=() prio=() indeps=()
   local kind name loc w p v pkg errors=()
@@ -44,8 +54,7 @@ check() {
   for w in $(compgen -b) $(compgen -k) $BUILT; do skip[$w]=1; done
   for w in $(deps_packages); do indeps[$w]=1; done
 
-  # Resolve every name to a file, then ask dpkg once for the owners of all of them (and of their
-  # /bin <-> /usr/bin and symlink-resolved twins: Debian 12 merged /usr, alternatives are symlinks).
+  # Resolve every name to a file, then ask dpkg once for the owners of all of them and their twins.
   local -A path=()
   local names=() variants=()
   for name in "${!locs[@]}"; do
@@ -56,9 +65,7 @@ check() {
       continue
     fi
     names+=("$name"); path[$name]=$p
-    for v in "$p" "$(readlink -f "$p")"; do
-      variants+=("$v" "${v/#\/usr\/bin\//\/bin/}" "${v/#\/usr\/sbin\//\/sbin/}" "${v/#\/bin\//\/usr\/bin/}" "${v/#\/sbin\//\/usr\/sbin/}")
-    done
+    mapfile -t -O ${#variants[@]} variants < <(twins "$p")
   done
   if [ ${#names[@]} -gt 0 ]; then
     while IFS= read -r line; do
@@ -69,7 +76,7 @@ check() {
   fi
   for name in "${names[@]}"; do
     p=${path[$name]} pkg=
-    for v in "$p" "$(readlink -f "$p")" "${p/#\/usr\//\/}" "/usr$p"; do pkg=${owner[$v]:-}; [ -n "$pkg" ] && break; done
+    while read -r v; do pkg=${owner[$v]:-}; [ -n "$pkg" ] && break; done < <(twins "$p")
     pkg=${pkg%%,*} pkg=${pkg%%:*}
     if [ -z "$pkg" ]; then
       errors+=("$name (${locs[$name]}): $p belongs to no Debian package; install it from one in test/cluster/install-deps.sh, or build it in the repo and add it to BUILT in hack/check-commands.sh")
