@@ -1,5 +1,6 @@
 # Stowage — build, test, run.
 #   make build        bin/stowage
+#   make lint         gofmt, go vet, staticcheck, shellcheck, helm lint, and that scripts call only installed commands
 #   make test         everything CI runs: unit, csi-sanity, chart, integration, e2e (installs what it needs)
 #   make demo         a local single-node cluster with Stowage installed and example claims Bound
 #   make bench        the benchmarks behind docs/benchmarks.md
@@ -8,18 +9,25 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 NFS_ENV := STOWAGE_TEST_NFS_SERVER=127.0.0.1 STOWAGE_TEST_NFS_SHARE=/export STOWAGE_TEST_NFS_DIR=$${STOWAGE_NFS_ROOT:-/tmp/stowage-nfs}/export
 
-.PHONY: build test deps unit quota sanity chart integration e2e demo down image image-docker bench fuzz clean
+.PHONY: build lint test deps deps-e2e unit quota sanity chart integration e2e demo down image image-docker bench fuzz clean
 
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/stowage ./cmd/stowage
 
-# deps: Debian packages and the cached Kubernetes binaries (kube-*, kubectl, helm, e2e.test, csi-attacher).
+# deps: Debian packages and the cached Kubernetes binaries every tier but e2e needs (kube-*, kubectl, helm);
+# deps-e2e: also e2e.test, agnhost and csi-attacher, which only the e2e tier runs.
 deps:
 	test/cluster/install-deps.sh
-	test/cluster/build-binaries.sh
+	test/cluster/build-binaries.sh k8s helm
 
-test: deps build unit quota sanity chart integration e2e
+deps-e2e: deps
+	test/cluster/build-binaries.sh e2e attacher
+
+test: deps-e2e build lint unit quota sanity chart integration e2e
 	@echo "== all tests passed"
+
+lint:
+	hack/lint.sh
 
 unit:
 	go vet ./...

@@ -16,7 +16,9 @@ trap 'rm -rf "$out"' EXIT
 go test -c -o "$out/quota.test" ./pkg/quota
 go test -c -o "$out/local.test" ./pkg/backend/local
 
-mods=$(ls -d /usr/lib/uml/modules/*/kernel | head -1)
+# The first (and normally only) module tree that user-mode-linux installs.
+mods=
+for d in /usr/lib/uml/modules/*/kernel; do mods=$d; break; done
 cat >"$out/init" <<INIT
 #!/bin/sh
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
