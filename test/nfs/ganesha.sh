@@ -335,6 +335,14 @@ do_ensure() {
 			return
 		fi
 	done
+	# This root's server runs and answers, but not as asked: restarting it (as
+	# start would) could pull it from under another run that uses it.
+	if alive "$ours" ganesha.nfsd && [ -r "$ROOT/ganesha.conf" ]; then
+		bind=$(conf_value "$ROOT/ganesha.conf" Bind_Addr)
+		if timeout 5 nfs-ls "nfs://$(client_addr "$bind")$PSEUDO" >/dev/null 2>&1; then
+			die "the server of $ROOT (pid $ours) serves $bind, not $BIND as asked; stop it (STOWAGE_NFS_ROOT=$ROOT $0 stop) or set another STOWAGE_NFS_ROOT"
+		fi
+	fi
 	do_start >/dev/null
 	print_env "$ROOT/ganesha.conf" 1
 }
