@@ -34,6 +34,16 @@ while [ $# -gt 0 ]; do
   esac
 done
 
+case $binaries in
+  all | needed) ;;
+  *)
+    IFS=, read -r -a targets <<<"$binaries"
+    for t in "${targets[@]}"; do
+      case $t in k8s | helm | e2e | attacher) ;; *) echo "bring-up.sh: --binaries: unknown target '$t'" >&2; usage ;; esac
+    done
+    ;;
+esac
+
 t0=$SECONDS
 step() { echo "== [$((SECONDS - t0))s] $*"; }
 
@@ -72,13 +82,7 @@ case $binaries in
       fi
     fi
     ;;
-  *)
-    IFS=, read -r -a targets <<<"$binaries"
-    for t in "${targets[@]}"; do
-      case $t in k8s | helm | e2e | attacher) ;; *) echo "bring-up.sh: --binaries: unknown target $t" >&2; usage ;; esac
-    done
-    "$here/build-binaries.sh" "${targets[@]}"
-    ;;
+  *) "$here/build-binaries.sh" "${targets[@]}" ;;
 esac
 
 step "cluster (test/cluster/up.sh)"
