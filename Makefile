@@ -7,7 +7,8 @@
 SHELL := /bin/bash
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
-NFS_ENV := STOWAGE_TEST_NFS_SERVER=127.0.0.1 STOWAGE_TEST_NFS_SHARE=/export STOWAGE_TEST_NFS_DIR=$${STOWAGE_NFS_ROOT:-/tmp/stowage-nfs}/export
+# What the NFS tests need to know of the server `test/nfs/ganesha.sh ensure` gave (see sanity).
+NFS_ENV := STOWAGE_TEST_NFS_SERVER=$$STOWAGE_NFS_SERVER STOWAGE_TEST_NFS_SHARE=$$STOWAGE_NFS_SHARE STOWAGE_TEST_NFS_DIR=$$STOWAGE_NFS_EXPORT_DIR
 
 .PHONY: build lint test deps deps-e2e unit quota sanity chart integration e2e demo down image image-docker bench fuzz clean
 
@@ -38,11 +39,12 @@ unit:
 quota:
 	sh pkg/quota/testdata/uml-test.sh
 
-# sanity: csi-sanity against both backends plus the NFS backend's own tests, on a real NFS-Ganesha;
-# node-side NFS mounts go through the test-only mount.nfs inside a private mount namespace.
+# sanity: csi-sanity against both backends plus the NFS backend's own tests, on a real NFS-Ganesha
+# (a running one is reused and left running; one started here is stopped at the end); node-side NFS
+# mounts go through the test-only mount.nfs inside a private mount namespace.
 sanity: build
-	@trap 'test/nfs/ganesha.sh stop >/dev/null' EXIT; \
-	test/nfs/ganesha.sh start >/dev/null && \
+	@nfs_env=$$(test/nfs/ganesha.sh ensure) && set -a && eval "$$nfs_env" && set +a && \
+	trap 'test/nfs/ganesha.sh release >/dev/null' EXIT && \
 	$(NFS_ENV) go test -count=1 ./pkg/backend/nfs/ && \
 	$(NFS_ENV) test/nfs/in-mount-ns.sh go test -count=1 ./test/nfs/ && \
 	go test -c -o bin/sanity.test ./test/sanity/ && \
