@@ -77,7 +77,7 @@ func TestExampleScratchSpace(t *testing.T) {
 	}
 
 	// NodeGetVolumeStats: kubelet reports the volume's size as its capacity.
-	eventually(t, "kubelet's stats of the inline volume", podTimeout, func(ctx context.Context) (bool, error) {
+	waiter(t, podTimeout).Eventually("kubelet's stats of the inline volume", func(ctx context.Context) (bool, error) {
 		capacity, err := e.volumeCapacity(ctx, pod, "scratch")
 		if err != nil {
 			return false, err
@@ -166,7 +166,7 @@ func TestInlineEphemeralRefused(t *testing.T) {
 		{"too-big", map[string]string{"size": "1Ei"}, "more bytes were asked for"},
 	} {
 		e.create(t, ns, busyboxPod(tt.pod, inline(tt.attrs)))
-		e.waitEvent(t, ns, tt.pod, "FailedMount", tt.want)
+		e.kube(t, ns).WaitEvent("Pod", tt.pod, "FailedMount", tt.want)
 		p, err := e.client.CoreV1().Pods(ns).Get(context.Background(), tt.pod, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -193,9 +193,9 @@ func TestGenericEphemeral(t *testing.T) {
 	}})
 	e.create(t, ns, pod)
 	running := e.waitPodRunning(t, ns, "generic")
-	pv := e.waitBound(t, ns, "generic-scratch") // <pod>-<volume>, owned by the pod
+	pv := e.kube(t, ns).WaitBound("generic-scratch") // <pod>-<volume>, owned by the pod
 	dir := e.hostDir(t, pv)
-	eventually(t, "the pod's file in "+dir, podTimeout, func(context.Context) (bool, error) {
+	waiter(t, podTimeout).Eventually("the pod's file in "+dir, func(context.Context) (bool, error) {
 		_, err := os.Stat(filepath.Join(dir, "hi"))
 		return err == nil, err
 	})
@@ -208,11 +208,11 @@ func TestGenericEphemeral(t *testing.T) {
 	}
 
 	e.deletePod(t, ns, "generic")
-	e.waitGone(t, "claim generic-scratch", bindTimeout, func(ctx context.Context) error {
+	waiter(t, bindTimeout).WaitGone("claim generic-scratch", func(ctx context.Context) error {
 		_, err := e.client.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "generic-scratch", metav1.GetOptions{})
 		return err
 	})
-	e.waitPVGone(t, pv.Name)
+	e.kube(t, ns).WaitPVGone(pv.Name)
 	if _, err := os.Lstat(dir); !os.IsNotExist(err) {
 		t.Errorf("%s is still there after its pod, claim and PV are gone (%v)", dir, err)
 	}
@@ -222,7 +222,7 @@ func TestGenericEphemeral(t *testing.T) {
 func (e *env) waitPodRunning(t *testing.T, ns, name string) *corev1.Pod {
 	t.Helper()
 	var pod *corev1.Pod
-	eventually(t, "pod "+ns+"/"+name+" Running", podTimeout, func(ctx context.Context) (bool, error) {
+	waiter(t, podTimeout).Eventually("pod "+ns+"/"+name+" Running", func(ctx context.Context) (bool, error) {
 		p, err := e.client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return false, err
