@@ -205,7 +205,7 @@ memory_point() {
   rss=$(awk '/^VmRSS/{print $2}' "/proc/$ctl_pid/status")
   hwm=$(awk '/^VmHWM/{print $2}' "/proc/$ctl_pid/status")
   log "memory: $n PVs: VmRSS $((rss / 1024)) MiB, VmHWM $((hwm / 1024)) MiB"
-  printf '{"pvs": %d, "vmrss_kib": %d, "vmhwm_kib": %d, "start_to_synced_s": %.2f}' "$n" "$rss" "$hwm" "$(echo "$t1 - $t0" | bc -l)"
+  printf '{"pvs": %d, "vmrss_kib": %d, "vmhwm_kib": %d, "start_to_synced_s": %.2f}' "$n" "$rss" "$hwm" "$(awk -v a="$t1" -v b="$t0" 'BEGIN { print a - b }')"
   stop_controller
 }
 

@@ -111,12 +111,6 @@ func (e *env) kube(t *testing.T, ns string) kit.Kube {
 	return kit.Kube{Waiter: waiter(t, bindTimeout), Client: e.client, NS: ns}
 }
 
-func ctxFor(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // namespace creates a fresh namespace for one test and deletes it, and everything in it, at the end.
 // The cleanup waits until the namespace is gone, so that the claims' volumes are released before the
 // next test; on failure it first logs the namespace's events and pods.

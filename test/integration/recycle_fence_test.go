@@ -322,9 +322,10 @@ func TestRecycleFenceClaimRefChanged(t *testing.T) {
 			h.WaitEvent("PersistentVolume", pv.Name, "RecycleStopped", "claimRef changed", "nothing more was removed")
 
 			close(g.open) // a scrub started now would empty the directory
-			got := h.WaitPVPhase(pv.Name, tc.wantPhase)
+			h.WaitPVPhase(pv.Name, tc.wantPhase)
 			time.Sleep(3 * time.Second)
-			if got, err = h.GetPV(pv.Name); err != nil {
+			got, err := h.GetPV(pv.Name)
+			if err != nil {
 				t.Fatal(err)
 			}
 			if got.Status.Phase != tc.wantPhase {
