@@ -47,14 +47,14 @@ func decide(pvc *v1.PersistentVolumeClaim, pv *v1.PersistentVolume) plan {
 	state := pvc.Status.AllocatedResourceStatuses[v1.ResourceStorage]
 	allocated, hasAllocated := pvc.Status.AllocatedResources[v1.ResourceStorage]
 
+	// external-resizer keeps working on allocatedResources after an
+	// uncertain failure, because a remote driver may still be growing the
+	// volume. Stowage's driver is called in-process and has returned when
+	// the call has; it never shrinks and answers an expand with what the
+	// volume has if that is more. So the user's current request is always
+	// safe to try: a lowered one (the driver said "ask for less") ends with
+	// the size the volume really has, never less.
 	target := request
-	// A resize that failed with an uncertain error (the driver may have
-	// grown the volume) is finished at its size before a smaller request
-	// is honoured; the user may lower a request only after an infeasible
-	// failure, which is certain to have changed nothing.
-	if state == v1.PersistentVolumeClaimControllerResizeInProgress && hasAllocated && allocated.Cmp(target) > 0 {
-		target = allocated
-	}
 	if target.Cmp(capacity) <= 0 {
 		if ours(state) {
 			return plan{step: clear, target: capacity, why: "the request is back at the claim's capacity"}

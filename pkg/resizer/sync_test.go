@@ -29,6 +29,7 @@ type fakeExpander struct {
 	mu    sync.Mutex
 	errs  []error
 	asked []int64
+	has   int64 // the volume's size, if more than asked: the driver never shrinks
 }
 
 func (f *fakeExpander) ControllerExpandVolume(_ context.Context, req *csi.ControllerExpandVolumeRequest) (*csi.ControllerExpandVolumeResponse, error) {
@@ -40,7 +41,7 @@ func (f *fakeExpander) ControllerExpandVolume(_ context.Context, req *csi.Contro
 		f.errs = f.errs[1:]
 		return nil, err
 	}
-	return &csi.ControllerExpandVolumeResponse{CapacityBytes: req.GetCapacityRange().GetRequiredBytes()}, nil
+	return &csi.ControllerExpandVolumeResponse{CapacityBytes: max(f.has, req.GetCapacityRange().GetRequiredBytes())}, nil
 }
 
 func (f *fakeExpander) calls() []int64 {
@@ -226,6 +227,28 @@ func TestSyncTransientRetries(t *testing.T) {
 	pvc, _ = w.stored()
 	if got := size(pvc.Status.Capacity[v1.ResourceStorage]); got != "2Gi" || len(pvc.Status.Conditions) != 0 {
 		t.Errorf("after the retry: capacity %s, conditions %v", got, pvc.Status.Conditions)
+	}
+}
+
+// A request lowered after a failure whose expansion got further: the
+// claim and PV get what the volume has, not less.
+func TestSyncTakesWhatTheVolumeHas(t *testing.T) {
+	w := newWorld(t, func(pvc *v1.PersistentVolumeClaim, _ *v1.PersistentVolume, _ *storagev1.StorageClass) {
+		*pvc = *failed(inProgress(pvc, resource.MustParse("3Gi")), "deadline exceeded", false)
+	}, true)
+	w.exp.has = 3 << 30
+	if err := w.sync(); err != nil {
+		t.Fatal(err)
+	}
+	pvc, pv := w.stored()
+	if got := size(pvc.Status.Capacity[v1.ResourceStorage]); got != "3Gi" {
+		t.Errorf("claim capacity %s, want the 3Gi the volume has", got)
+	}
+	if got := size(pv.Spec.Capacity[v1.ResourceStorage]); got != "3Gi" {
+		t.Errorf("PV capacity %s, want 3Gi", got)
+	}
+	if got := w.exp.calls(); !reflect.DeepEqual(got, []int64{2 << 30}) {
+		t.Errorf("driver asked for %v, want the lowered request 2Gi", got)
 	}
 }
 
