@@ -101,6 +101,11 @@ func (r *Resizer) expand(ctx context.Context, pvc *v1.PersistentVolumeClaim, pv 
 	if !isInProgress(pvc, target) {
 		updated, err := r.patchClaimStatus(ctx, pvc, inProgress(pvc, target))
 		if err != nil {
+			// A conflict is routine (the claim changed; it is read again);
+			// anything else, such as missing rights, the user must hear of.
+			if !apierrors.IsConflict(err) {
+				r.cfg.Recorder.Eventf(pvc, v1.EventTypeWarning, reasonFailed, "Cannot start resizing volume %s: %v", pv.Name, err)
+			}
 			return err
 		}
 		pvc = updated

@@ -2,6 +2,7 @@ package resizer
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"strings"
 	"sync"
@@ -13,11 +14,14 @@ import (
 	"google.golang.org/grpc/status"
 	v1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 )
 
@@ -300,6 +304,23 @@ func TestSyncLeavesOthersAlone(t *testing.T) {
 	}
 }
 
+// Missing rights on the claim's status are told to the user, not only logged.
+func TestSyncTellsWhenTheClaimCannotBeWritten(t *testing.T) {
+	w := newWorld(t, nil, true)
+	w.client.PrependReactor("patch", "persistentvolumeclaims", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(v1.Resource("persistentvolumeclaims/status"), "data", errors.New("RBAC: no patch"))
+	})
+	if err := w.sync(); err == nil {
+		t.Fatal("sync succeeded without writing the claim")
+	}
+	if events := strings.Join(w.drained(), "\n"); !strings.Contains(events, "Warning VolumeResizeFailed") || !strings.Contains(events, "RBAC: no patch") {
+		t.Errorf("events do not tell why:\n%s", events)
+	}
+	if calls := w.exp.calls(); len(calls) != 0 {
+		t.Errorf("driver called %v before the claim said so", calls)
+	}
+}
+
 func hasConditionLike(pvc *v1.PersistentVolumeClaim, t v1.PersistentVolumeClaimConditionType, sub string) bool {
 	for _, c := range pvc.Status.Conditions {
 		if c.Type == t && c.Status == v1.ConditionTrue && strings.Contains(c.Message, sub) {
@@ -317,4 +338,3 @@ func waitFor(t *testing.T, cond func() bool) {
 		t.Fatal("condition never met")
 	}
 }
-
