@@ -49,7 +49,7 @@ func TestResizeNFS(t *testing.T) {
 	}
 	pvs := map[string]*v1.PersistentVolume{}
 	for _, n := range names {
-		pvs[n] = h.waitBound(n)
+		pvs[n] = h.WaitBound(n)
 	}
 
 	t.Run("grows 1Gi to 2Gi", func(t *testing.T) {
@@ -57,8 +57,8 @@ func TestResizeNFS(t *testing.T) {
 		pv := pvs["grow"]
 		h.request("grow", "2Gi")
 		h.waitResized("grow", pv.Name, "2Gi")
-		h.waitEvent("PersistentVolumeClaim", "grow", "Resizing", pv.Name)
-		h.waitEvent("PersistentVolumeClaim", "grow", "VolumeResizeSuccessful", pv.Name, "2Gi")
+		h.WaitEvent("PersistentVolumeClaim", "grow", "Resizing", pv.Name)
+		h.WaitEvent("PersistentVolumeClaim", "grow", "VolumeResizeSuccessful", pv.Name, "2Gi")
 		if got := driverSize(t, ctrl, pv); got != 2*gi {
 			t.Errorf("the driver holds %d bytes for %s, want %d", got, pv.Name, 2*gi)
 		}
@@ -77,7 +77,7 @@ func TestResizeNFS(t *testing.T) {
 		h := h.sub(t)
 		pv := pvs["too-much"]
 		h.request("too-much", "1Pi")
-		h.waitEvent("PersistentVolumeClaim", "too-much", "VolumeResizeFailed", pv.Name, "available")
+		h.WaitEvent("PersistentVolumeClaim", "too-much", "VolumeResizeFailed", pv.Name, "available")
 		pvc := h.waitResizeState("too-much", v1.PersistentVolumeClaimControllerResizeInProgress, "available")
 		if got := pvc.Status.AllocatedResources[v1.ResourceStorage]; got.Cmp(resource.MustParse("1Pi")) != 0 {
 			t.Errorf("allocatedResources %s while retrying, want 1Pi", got.String())
@@ -94,7 +94,7 @@ func TestResizeNFS(t *testing.T) {
 		ctrl.kill()
 		h.request("crash", "2Gi")
 		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			pvc, err := h.getClaim("crash")
+			pvc, err := h.GetClaim("crash")
 			if err != nil {
 				return err
 			}
@@ -142,15 +142,15 @@ func TestResizeLocal(t *testing.T) {
 	rwo := []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce}
 	h.claim("grow", sc, nodeA, "1Gi", rwo)
 	h.claim("gone", sc, nodeA, "1Gi", rwo)
-	pv := h.waitBound("grow")
-	pvGone := h.waitBound("gone")
+	pv := h.WaitBound("grow")
+	pvGone := h.WaitBound("gone")
 
 	t.Run("grows 1Gi to 2Gi", func(t *testing.T) {
 		h := h.sub(t)
 		h.request("grow", "2Gi")
 		h.waitResized("grow", pv.Name, "2Gi")
-		h.waitEvent("PersistentVolumeClaim", "grow", "Resizing", pv.Name)
-		h.waitEvent("PersistentVolumeClaim", "grow", "VolumeResizeSuccessful", pv.Name, "2Gi")
+		h.WaitEvent("PersistentVolumeClaim", "grow", "Resizing", pv.Name)
+		h.WaitEvent("PersistentVolumeClaim", "grow", "VolumeResizeSuccessful", pv.Name, "2Gi")
 		if got := driverSize(t, node, pv); got != 2*gi {
 			t.Errorf("the driver holds %d bytes for %s, want %d", got, pv.Name, 2*gi)
 		}
@@ -164,9 +164,9 @@ func TestResizeLocal(t *testing.T) {
 			t.Fatal(err)
 		}
 		h.request("gone", "2Gi")
-		h.waitEvent("PersistentVolumeClaim", "gone", "VolumeResizeFailed", pv.Name, "does not exist")
+		h.WaitEvent("PersistentVolumeClaim", "gone", "VolumeResizeFailed", pv.Name, "does not exist")
 		h.waitResizeState("gone", v1.PersistentVolumeClaimControllerResizeInfeasible, "does not exist")
-		if got, _ := h.getPV(pv.Name); got.Spec.Capacity.Storage().Cmp(resource.MustParse("1Gi")) != 0 {
+		if got, _ := h.GetPV(pv.Name); got.Spec.Capacity.Storage().Cmp(resource.MustParse("1Gi")) != 0 {
 			t.Errorf("PV %s has %s after a failed resize, want 1Gi", pv.Name, got.Spec.Capacity.Storage())
 		}
 	})
@@ -212,7 +212,7 @@ func checkQuota(t *testing.T, base string, pv *v1.PersistentVolume, want int64) 
 // setRequest sets a claim's storage request, as `kubectl patch pvc` would.
 func (h *harness) setRequest(claim, size string) error {
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		pvc, err := h.getClaim(claim)
+		pvc, err := h.GetClaim(claim)
 		if err != nil {
 			return err
 		}
@@ -234,18 +234,18 @@ func (h *harness) request(claim, size string) {
 func (h *harness) waitResized(claim, pvName, size string) {
 	h.t.Helper()
 	want := resource.MustParse(size)
-	eventually(h.t, wait, fmt.Sprintf("claim %s and PV %s at %s", claim, pvName, size), func() (bool, string) {
-		pvc, err := h.getClaim(claim)
+	h.Eventually(fmt.Sprintf("claim %s and PV %s at %s", claim, pvName, size), func(context.Context) (bool, error) {
+		pvc, err := h.GetClaim(claim)
 		if err != nil {
-			return false, err.Error()
+			return false, err
 		}
-		pv, err := h.getPV(pvName)
+		pv, err := h.GetPV(pvName)
 		if err != nil {
-			return false, err.Error()
+			return false, err
 		}
-		state := fmt.Sprintf("claim capacity %s, status %v, conditions %v; PV capacity %s; events: %s",
+		state := fmt.Errorf("claim capacity %s, status %v, conditions %v; PV capacity %s; events: %s",
 			pvc.Status.Capacity.Storage(), pvc.Status.AllocatedResourceStatuses, pvc.Status.Conditions,
-			pv.Spec.Capacity.Storage(), h.eventsOf("PersistentVolumeClaim", claim))
+			pv.Spec.Capacity.Storage(), h.EventsOf("PersistentVolumeClaim", claim))
 		return pvc.Status.Capacity.Storage().Cmp(want) == 0 && pv.Spec.Capacity.Storage().Cmp(want) == 0 &&
 			len(pvc.Status.AllocatedResourceStatuses) == 0 && len(pvc.Status.Conditions) == 0, state
 	})
@@ -256,17 +256,17 @@ func (h *harness) waitResized(claim, pvName, size string) {
 func (h *harness) waitResizeState(claim string, state v1.ClaimResourceStatus, msg string) *v1.PersistentVolumeClaim {
 	h.t.Helper()
 	var pvc *v1.PersistentVolumeClaim
-	eventually(h.t, wait, fmt.Sprintf("claim %s in %s with an error mentioning %q", claim, state, msg), func() (bool, string) {
+	h.Eventually(fmt.Sprintf("claim %s in %s with an error mentioning %q", claim, state, msg), func(context.Context) (bool, error) {
 		var err error
-		if pvc, err = h.getClaim(claim); err != nil {
-			return false, err.Error()
+		if pvc, err = h.GetClaim(claim); err != nil {
+			return false, err
 		}
 		ok := pvc.Status.AllocatedResourceStatuses[v1.ResourceStorage] == state
 		found := false
 		for _, c := range pvc.Status.Conditions {
 			found = found || c.Type == v1.PersistentVolumeClaimControllerResizeError && strings.Contains(c.Message, msg)
 		}
-		return ok && found, fmt.Sprintf("status %v, conditions %+v", pvc.Status.AllocatedResourceStatuses, pvc.Status.Conditions)
+		return ok && found, fmt.Errorf("status %v, conditions %+v", pvc.Status.AllocatedResourceStatuses, pvc.Status.Conditions)
 	})
 	return pvc
 }
