@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test/bench/peers/build.sh — builds the drivers the benchmarks measure Stowage against, into a cache
 # keyed by version (as test/cluster/build-binaries.sh does for Kubernetes), so a second run skips them.
-#   usage: build.sh [provisioner] [nfs]        (default: both)
+#   usage: build.sh [nfs] [provisioner]        (default: both)
 #          build.sh --print                    print the binaries' paths (VAR=path lines), build nothing
 # Output: $STOWAGE_CACHE/peers/external-provisioner-v6.4.0/csi-provisioner
 #         $STOWAGE_CACHE/peers/csi-driver-nfs-v4.13.4/nfsplugin
@@ -70,11 +70,12 @@ EOF
   mv "$nfsplugin_bin.tmp" "$nfsplugin_bin"
 }
 
-targets=${*:-provisioner nfs}
+# nfs first: without its source there is nothing to build the provisioner for.
+targets=${*:-nfs provisioner}
 for t in $targets; do
   case $t in
     provisioner | nfs) "build_$t" ;;
-    *) echo "usage: $0 [provisioner] [nfs] | --print" >&2; exit 2 ;;
+    *) echo "usage: $0 [nfs] [provisioner] | --print" >&2; exit 2 ;;
   esac
 done
 echo "peers in $cache" >&2
