@@ -21,9 +21,9 @@ nfs_git=${CSI_DRIVER_NFS_GIT:-/work/.mirror/kubernetes-csi+csi-driver-nfs/repo}
 export CGO_ENABLED=0
 
 if [ "${1:-}" = --print ]; then
-  echo "PEER_PROVISIONER=$provisioner_bin"
-  echo "PEER_NFSPLUGIN=$nfsplugin_bin"
-  echo "PEER_VERSIONS=external-provisioner $PROVISIONER_VERSION, csi-driver-nfs $NFS_DRIVER_VERSION"
+  # Quoted for the shell: run.sh evals these lines.
+  printf '%s=%q\n' PEER_PROVISIONER "$provisioner_bin" PEER_NFSPLUGIN "$nfsplugin_bin" \
+    PEER_VERSIONS "external-provisioner $PROVISIONER_VERSION, csi-driver-nfs $NFS_DRIVER_VERSION"
   exit 0
 fi
 
