@@ -49,7 +49,7 @@ func TestCapacityKeepsPodsOffFullNodes(t *testing.T) {
 	}
 	e.createPod(t, ns, "first", "sleep 3600", podVolume{claim: "first", path: "/data"})
 	e.waitPodReady(t, ns, "first")
-	pv := e.waitBound(t, ns, "first")
+	pv := e.kube(t, ns).WaitBound("first")
 	before := entries(t, e.localBase)
 
 	// The first volume's size is no longer available to others.
@@ -57,7 +57,7 @@ func TestCapacityKeepsPodsOffFullNodes(t *testing.T) {
 	t.Logf("after %s (%s): %s available", pv.Name, size, left)
 
 	e.createPod(t, ns, "second", "sleep 3600", podVolume{claim: "second", path: "/data"})
-	msg := e.waitEvent(t, ns, "second", "FailedScheduling", "did not have enough free storage")
+	msg := e.kube(t, ns).WaitEvent("Pod", "second", "FailedScheduling", "did not have enough free storage")
 	t.Logf("second pod: %s", msg)
 
 	// A moment later still nothing for the second claim: the scheduler never picked a node, so
@@ -105,7 +105,7 @@ func TestCapacityKeepsPodsOffFullNodes(t *testing.T) {
 func (e *env) waitCapacity(t *testing.T, class string, ok func(*resource.Quantity) bool) *resource.Quantity {
 	t.Helper()
 	var got *resource.Quantity
-	eventually(t, "CSIStorageCapacity of class "+class+" on node "+e.nodeName, eventTimeout, func(ctx context.Context) (bool, error) {
+	waiter(t, bindTimeout).Eventually("CSIStorageCapacity of class "+class+" on node "+e.nodeName, func(ctx context.Context) (bool, error) {
 		list, err := e.client.StorageV1().CSIStorageCapacities(releaseNamespace).List(ctx, metav1.ListOptions{
 			LabelSelector: "csi.storage.k8s.io/drivername=" + driverName,
 		})

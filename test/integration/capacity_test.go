@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -72,19 +74,19 @@ func classesOf(items []storagev1.CSIStorageCapacity) string {
 func (h *harness) waitCapacities(managedBy, classes string, ok func(o *storagev1.CSIStorageCapacity) string) []storagev1.CSIStorageCapacity {
 	h.t.Helper()
 	var items []storagev1.CSIStorageCapacity
-	eventually(h.t, wait, "CSIStorageCapacity of "+managedBy+" for "+classes, func() (bool, string) {
+	h.Eventually("CSIStorageCapacity of "+managedBy+" for "+classes, func(context.Context) (bool, error) {
 		items = h.capacities(h.c, managedBy)
 		if got := classesOf(items); got != classes {
-			return false, "objects for classes [" + got + "]"
+			return false, errors.New("objects for classes [" + got + "]")
 		}
 		for i := range items {
 			if ok != nil {
 				if why := ok(&items[i]); why != "" {
-					return false, items[i].Name + ": " + why
+					return false, errors.New(items[i].Name + ": " + why)
 				}
 			}
 		}
-		return true, ""
+		return true, nil
 	})
 	return items
 }
@@ -160,7 +162,7 @@ func TestCapacityNode(t *testing.T) {
 	// A volume takes its size from what the others may use: the numbers
 	// follow without waiting for the next poll (the PV event triggers it).
 	h.claim("big", fast, node, "4Gi", []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce})
-	h.waitBound("big")
+	h.WaitBound("big")
 	h.waitCapacities(managedBy, fast.Name+","+slow.Name, exact(4*gib))
 
 	if err := h.c.StorageV1().StorageClasses().Delete(h.ctx, slow.Name, metav1.DeleteOptions{}); err != nil {
@@ -172,7 +174,7 @@ func TestCapacityNode(t *testing.T) {
 	p.stop()
 	p.restart()
 	h.claim("small", fast, node, "1Gi", []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce})
-	h.waitBound("small")
+	h.WaitBound("small")
 	after := h.waitCapacities(managedBy, fast.Name, exact(5*gib))
 	var before types.UID
 	for _, o := range first {
@@ -184,7 +186,7 @@ func TestCapacityNode(t *testing.T) {
 		t.Errorf("after the restart the object of %s is %s (UID %s), want the one from before (UID %s)", fast.Name, after[0].Name, after[0].UID, before)
 	}
 
-	h.deleteClaim("big")
+	h.DeleteClaim("big")
 	h.waitCapacities(managedBy, fast.Name, exact(gib))
 }
 
@@ -249,13 +251,13 @@ func TestCapacityNodePolicy(t *testing.T) {
 		}
 	}
 	createA := api(asA)
-	eventually(t, wait, "the capacity policy to refuse node-b's capacity", func() (bool, string) {
+	h.Eventually("the capacity policy to refuse node-b's capacity", func(context.Context) (bool, error) {
 		err := createA("probe", on(nodeB))
 		if err == nil {
 			_ = h.c.StorageV1().CSIStorageCapacities(h.ns).Delete(h.ctx, "probe", metav1.DeleteOptions{})
-			return false, "node-a's token published node-b's capacity (no policy in force)"
+			return false, errors.New("node-a's token published node-b's capacity (no policy in force)")
 		}
-		return apierrors.IsForbidden(err) && strings.Contains(err.Error(), "CSIStorageCapacity"), err.Error()
+		return apierrors.IsForbidden(err) && strings.Contains(err.Error(), "CSIStorageCapacity"), err
 	})
 	denied("node-a publishes every node", createA("all", &metav1.LabelSelector{}), "its own node")
 	both := on(nodeA)
