@@ -35,5 +35,6 @@ func runProvisioner(ctx context.Context, cfg config, client kubernetes.Interface
 		LeaderElectionNamespace: cfg.leaderNamespace,
 		Identity:                identity,
 		Mux:                     mux,
+		Companions:              metricsCompanions(cfg),
 	})
 }
