@@ -1,25 +1,34 @@
 # Stowage — build, test, run.
 #   make build        bin/stowage
+#   make lint         gofmt, go vet, staticcheck, shellcheck, helm lint, and that scripts call only installed commands
 #   make test         everything CI runs: unit, csi-sanity, chart, integration, e2e (installs what it needs)
 #   make demo         a local single-node cluster with Stowage installed and example claims Bound
 #   make bench        the benchmarks behind docs/benchmarks.md
 SHELL := /bin/bash
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
-NFS_ENV := STOWAGE_TEST_NFS_SERVER=127.0.0.1 STOWAGE_TEST_NFS_SHARE=/export STOWAGE_TEST_NFS_DIR=$${STOWAGE_NFS_ROOT:-/tmp/stowage-nfs}/export
+# What the NFS tests need to know of the server `test/nfs/ganesha.sh ensure` gave (see sanity).
+NFS_ENV := STOWAGE_TEST_NFS_SERVER=$$STOWAGE_NFS_SERVER STOWAGE_TEST_NFS_SHARE=$$STOWAGE_NFS_SHARE STOWAGE_TEST_NFS_DIR=$$STOWAGE_NFS_EXPORT_DIR
 
-.PHONY: build test deps unit quota sanity chart integration e2e demo down image image-docker bench fuzz clean
+.PHONY: build lint test deps deps-e2e unit quota sanity chart integration e2e demo down image image-docker bench fuzz clean
 
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/stowage ./cmd/stowage
 
-# deps: Debian packages and the cached Kubernetes binaries (kube-*, kubectl, helm, e2e.test, csi-attacher).
+# deps: Debian packages and the cached Kubernetes binaries every tier but e2e needs (kube-*, kubectl, helm);
+# deps-e2e: also e2e.test, agnhost and csi-attacher, which only the e2e tier runs.
 deps:
 	test/cluster/install-deps.sh
-	test/cluster/build-binaries.sh
+	test/cluster/build-binaries.sh k8s helm
 
-test: deps build unit quota sanity chart integration e2e
+deps-e2e: deps
+	test/cluster/build-binaries.sh e2e attacher
+
+test: deps-e2e build lint unit quota sanity chart integration e2e
 	@echo "== all tests passed"
+
+lint:
+	hack/lint.sh
 
 unit:
 	go vet ./...
@@ -30,11 +39,12 @@ unit:
 quota:
 	sh pkg/quota/testdata/uml-test.sh
 
-# sanity: csi-sanity against both backends plus the NFS backend's own tests, on a real NFS-Ganesha;
-# node-side NFS mounts go through the test-only mount.nfs inside a private mount namespace.
+# sanity: csi-sanity against both backends plus the NFS backend's own tests, on a real NFS-Ganesha
+# (a running one is reused and left running; one started here is stopped at the end); node-side NFS
+# mounts go through the test-only mount.nfs inside a private mount namespace.
 sanity: build
-	@trap 'test/nfs/ganesha.sh stop >/dev/null' EXIT; \
-	test/nfs/ganesha.sh start >/dev/null && \
+	@nfs_env=$$(test/nfs/ganesha.sh ensure) && set -a && eval "$$nfs_env" && set +a && \
+	trap 'test/nfs/ganesha.sh release >/dev/null' EXIT && \
 	$(NFS_ENV) go test -count=1 ./pkg/backend/nfs/ && \
 	$(NFS_ENV) test/nfs/in-mount-ns.sh go test -count=1 ./test/nfs/ && \
 	go test -c -o bin/sanity.test ./test/sanity/ && \

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # demo.sh (`make demo`) — a single-node Kubernetes on this machine with Stowage installed and an
-# example running: builds what is missing, brings the cluster up (test/cluster), helm-installs
-# charts/stowage with test/e2e/values-cluster.yaml (the e2e tests' installation), applies
+# example running: test/cluster/bring-up.sh builds what is missing (only the binaries the demo
+# needs), brings the cluster up and helm-installs charts/stowage with test/e2e/values-cluster.yaml
+# (the e2e tests' installation); then this applies
 # examples/web-shared-volumes, waits until its claims are Bound and its pods Running, and shows
 # `kubectl get sc,pv,pvc`. The cluster stays up; test/cluster/down.sh removes it.
 # Env: DEMO_EXAMPLE (default web-shared-volumes; one that needs no ordered steps: web-shared-volumes,
@@ -14,25 +15,11 @@ ns=${DEMO_NAMESPACE:-default}
 t0=$SECONDS
 step() { echo "== [$((SECONDS - t0))s] $*"; }
 
-step "dependencies and Kubernetes binaries (cached after the first run, which takes ~30 min)"
-test/cluster/install-deps.sh
-test/cluster/build-binaries.sh
-
-step "cluster"
-test/cluster/up.sh >/dev/null
+# Only the binaries the demo runs: no e2e.test; csi-attacher only if the values ask for attach.
+step "bring-up (test/cluster/bring-up.sh: packages, binaries, cluster, NFS share, images, helm install)"
+test/cluster/bring-up.sh --binaries needed --install
 # shellcheck disable=SC1091
 . test/cluster/env.sh
-if [ -z "${STOWAGE_NFS_SERVER:-}" ]; then
-  echo "demo.sh: the cluster has no NFS share; see $STOWAGE_CLUSTER_DIR/logs/ganesha-start.log" >&2
-  echo "         (often another NFS-Ganesha owns port 2049: ss -ltnp 'sport = :2049')" >&2
-  exit 1
-fi
-
-step "images (bin/stowage and localhost/stowage:dev from this working tree)"
-test/cluster/images.sh
-
-step "helm install stowage charts/stowage (values: test/e2e/values-cluster.yaml, NFS server $STOWAGE_NFS_SERVER)"
-test/e2e/install.sh
 
 step "example $example in namespace $ns"
 kubectl get namespace "$ns" >/dev/null 2>&1 || kubectl create namespace "$ns"

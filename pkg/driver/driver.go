@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
@@ -66,6 +67,8 @@ type Driver struct {
 	names    *nameIndex
 	stats    *statsCache
 	rooms    rooms
+	// inlineSweep runs SweepInline once per process (ephemeral.go).
+	inlineSweep sync.Once
 }
 
 // New checks the options and makes a Driver.

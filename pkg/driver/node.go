@@ -20,6 +20,9 @@ func (d *Driver) NodeGetInfo(context.Context, *csi.NodeGetInfoRequest) (*csi.Nod
 	if !d.isNode() {
 		return nil, status.Error(codes.Unimplemented, "the node service runs in `stowage node`")
 	}
+	// Kubelet asks once per start of the plugin: a good moment to clear
+	// inline volumes whose pods went while the plugin was away.
+	d.inlineSweep.Do(func() { go d.sweepInlineInBackground() })
 	return &csi.NodeGetInfoResponse{
 		NodeId:             d.opts.NodeID,
 		AccessibleTopology: &csi.Topology{Segments: map[string]string{TopologyKey: d.opts.NodeID}},
@@ -36,6 +39,12 @@ func (d *Driver) NodeGetCapabilities(context.Context, *csi.NodeGetCapabilitiesRe
 }
 
 func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
+	if inline, err := isInline(req); err != nil || inline {
+		if err != nil {
+			return nil, err
+		}
+		return d.publishInline(ctx, req) // ephemeral.go
+	}
 	id, err := d.publishedVolume(req.GetVolumeId(), req.GetTargetPath(), "target path", req.GetVolumeCapability())
 	if err != nil {
 		return nil, err
@@ -96,7 +105,7 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 	return &csi.NodePublishVolumeResponse{}, nil
 }
 
-func (d *Driver) NodeUnpublishVolume(_ context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
+func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
 	switch {
 	case req.GetVolumeId() == "":
 		return nil, status.Error(codes.InvalidArgument, "volume ID is missing")
@@ -113,6 +122,10 @@ func (d *Driver) NodeUnpublishVolume(_ context.Context, req *csi.NodeUnpublishVo
 		return nil, status.Errorf(codes.Internal, "unmount %s: %v", req.GetTargetPath(), err)
 	}
 	d.stats.forget(req.GetVolumeId(), req.GetTargetPath())
+	// An inline volume goes with its pod (ephemeral.go).
+	if err := d.unpublishInline(ctx, req.GetVolumeId(), req.GetTargetPath()); err != nil {
+		return nil, err
+	}
 	klog.V(2).InfoS("Unpublished volume", "volumeID", req.GetVolumeId(), "target", req.GetTargetPath())
 	return &csi.NodeUnpublishVolumeResponse{}, nil
 }

@@ -91,6 +91,10 @@ func checkOwner(id volumeid.ID, rec *record, pvName string) error {
 		}
 		return nil
 	}
+	if rec.Pod != "" {
+		return status.Errorf(codes.FailedPrecondition,
+			"directory %s on %s is the inline volume of pod %s/%s (UID %s); it goes with its pod, never through a PV; nothing was done", id.Dir, id.Where(), rec.Namespace, strings.TrimPrefix(rec.Claim, "pod "), rec.Pod)
+	}
 	if !id.Owned() && rec.Params != "" && !rec.Retained {
 		// Records with Params are written only by this version, whose
 		// handles always carry the name: a handle without one is a static

@@ -41,6 +41,10 @@ type record struct {
 	// Params fingerprints the class parameters, so that a second
 	// CreateVolume of the same name with other parameters is refused.
 	Params string `json:"params,omitempty"`
+	// Pod and Target are set for an inline ephemeral volume: the UID of
+	// its pod and where kubelet published it (ephemeral.go).
+	Pod    string `json:"pod,omitempty"`
+	Target string `json:"target,omitempty"`
 }
 
 const (

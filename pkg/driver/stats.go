@@ -35,7 +35,7 @@ func (d *Driver) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeS
 	case req.GetVolumePath() == "":
 		return nil, status.Error(codes.InvalidArgument, "volume path is missing")
 	}
-	id, err := volumeid.Parse(req.GetVolumeId())
+	id, err := d.nodeVolumeID(req.GetVolumeId()) // an inline volume's too
 	if err != nil {
 		return nil, status.Errorf(codes.NotFound, "volume %s does not exist: %v", req.GetVolumeId(), err)
 	}

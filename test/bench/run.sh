@@ -18,8 +18,8 @@
 #           fresh WaitForFirstConsumer claim of stowage-local, 1, 10, 50 at once, until Running, vs the same
 #           pods with an emptyDir and with pre-made PVs of a no-provisioner class; then the claims deleted
 #           until their PVs are gone (test/bench/pods) -> pods-<N>.json. A cluster that is up with Stowage
-#           registered is used as it is; otherwise test/cluster/up.sh, images.sh and test/e2e/install.sh
-#           bring it up (as hack/demo.sh does) and test/cluster/down.sh removes it at the end unless
+#           registered is used as it is; otherwise test/cluster/bring-up.sh --binaries needed --install
+#           brings it up (as hack/demo.sh does) and test/cluster/down.sh removes it at the end unless
 #           KEEP_CLUSTER=1. PODS_COUNTS (default 1,10,50), PODS_REPS (default 3).
 # Env: STOWAGE_BENCH_DIR (scratch, default /tmp/stowage-bench), STOWAGE_CP_DIR/STOWAGE_CP_PORT (default
 # /tmp/stowage-bench-cp, 18443: apart from the integration tests' 17443 and the cluster's 6443),
@@ -27,7 +27,8 @@
 # BENCHTIME (default 2s), STOWAGE_CONTROLLER_FLAGS (more flags for the measured `stowage controller`)
 # with BULK_TAG (a suffix for the result files of such a run, e.g. -ctlqps300).
 # Needs root (bind mounts, /proc/<pid>/clear_refs), the Kubernetes binaries (test/cluster) and
-# NFS-Ganesha (test/nfs/ganesha.sh; a running one is reused and left running).
+# NFS-Ganesha (test/nfs/ganesha.sh ensure: a running one is reused and left running; one started here
+# is stopped at the end).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 parts=csi,bulk,seq,scrub,memory,plot
@@ -70,13 +71,16 @@ go build -o "$work/bin/pods" ./test/bench/pods
   echo "loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$out/machine-$(echo "$parts" | tr , -).txt"
 
-# NFS: reuse a running ganesha, else start one and stop it at the end.
-started_ganesha=
+# NFS: reuse a running ganesha, else start one and stop it at the end (ganesha.sh ensure/release).
+# Kept in variables of their own: the pods part sources the cluster's env.sh, with the same names.
+nfs_env=
 nfs_export=
+nfs_server=
 ensure_nfs() {
-  [ -n "$nfs_export" ] && return 0
-  if ! pgrep -x ganesha.nfsd >/dev/null; then started_ganesha=1; fi
-  nfs_export=$(test/nfs/ganesha.sh start)
+  [ -n "$nfs_env" ] && return 0
+  nfs_env=$(test/nfs/ganesha.sh ensure)
+  nfs_export=$(eval "$nfs_env" && echo "$STOWAGE_NFS_EXPORT_DIR")
+  nfs_server=$(eval "$nfs_env" && echo "$STOWAGE_NFS_SERVER")
 }
 ctl_pid=
 stop_controller() {
@@ -92,7 +96,7 @@ cleanup() {
   if [ -n "$started_cluster" ] && [ "${KEEP_CLUSTER:-}" != 1 ]; then test/cluster/down.sh --quiet || true; fi
   stop_controller
   cp_down
-  if [ -n "$started_ganesha" ]; then test/nfs/ganesha.sh stop >/dev/null 2>&1 || true; fi
+  if [ -n "$nfs_env" ]; then (set -a && eval "$nfs_env" && test/nfs/ganesha.sh release >/dev/null 2>&1) || true; fi
 }
 trap cleanup EXIT
 
@@ -125,11 +129,11 @@ if has csi; then
     name=${fs%%:*} dir=${fs#*:}
     log "csi benchmarks on $name ($dir)"
     # A private mount namespace: the bind mounts never reach the host's table.
-    (cd "$work" && TMPDIR=$dir STOWAGE_TEST_NFS_SERVER=127.0.0.1 STOWAGE_TEST_NFS_SHARE=/export \
+    (cd "$work" && TMPDIR=$dir STOWAGE_TEST_NFS_SERVER=$nfs_server STOWAGE_TEST_NFS_SHARE=/export \
       unshare --mount --propagation private "$work/bin/driver.test" -test.run '^$' -test.bench . \
       -test.benchtime "$bt" -test.count 3 2>"$work/logs/csi-$name.err") | tee "$out/csi-$name.txt" >&2
   done
-  echo "cd $work && TMPDIR=<dir> STOWAGE_TEST_NFS_SERVER=127.0.0.1 unshare --mount --propagation private bin/driver.test -test.run '^\$' -test.bench . -test.benchtime $bt -test.count 3" >"$out/csi-command.txt"
+  echo "cd $work && TMPDIR=<dir> STOWAGE_TEST_NFS_SERVER=$nfs_server unshare --mount --propagation private bin/driver.test -test.run '^\$' -test.bench . -test.benchtime $bt -test.count 3" >"$out/csi-command.txt"
 fi
 
 # bulk_run MODE N QPS BURST — one measured run on a fresh control plane.
@@ -142,12 +146,12 @@ bulk_run() {
     pidarg=(-pid "$ctl_pid")
   fi
   log "$mode N=$n kcm $qps/$burst"
-  "$work/bin/bulk" -kubeconfig "$kubeconfig" -mode "$mode" -n "$n" -namespace "bench-$mode" \
+  "$work/bin/bulk" -kubeconfig "$kubeconfig" -mode "$mode" -n "$n" -namespace "bench-$mode" -nfs-server "$nfs_server" \
     -setting "kcm $qps/$burst" "${pidarg[@]}" -out "$res" -timeout 30m
   jq -c '{mode,n,setting,all_bound_s,p50_s,p99_s,controller:(.controller|if . then {cpu_s,vmhwm_kib} else null end)}' "$res" >&2
   stop_controller
   cp_down
-  "$work/bin/bulk" -mode nfs-cleanup -export-dir "$nfs_export" -subdir stowage-bench
+  "$work/bin/bulk" -mode nfs-cleanup -nfs-server "$nfs_server" -export-dir "$nfs_export" -subdir stowage-bench
 }
 
 if has bulk || has seq; then
@@ -183,7 +187,7 @@ if has scrub; then
   for n in ${files//,/ }; do
     {
       log "scrub nfs, $n files + 3 x 64 MiB"
-      "$work/bin/scrub" -backend nfs -export-dir "$nfs_export" -files "$n" -large 3 -large-mib 64 -rounds 2 -out "$out/scrub-nfs-$n.json"
+      "$work/bin/scrub" -backend nfs -server "$nfs_server" -export-dir "$nfs_export" -files "$n" -large 3 -large-mib 64 -rounds 2 -out "$out/scrub-nfs-$n.json"
       jq -c '{backend,files,scrub_s,floor_s}' "$out/scrub-nfs-$n.json" >&2
     }
   done
@@ -201,7 +205,7 @@ memory_point() {
   rss=$(awk '/^VmRSS/{print $2}' "/proc/$ctl_pid/status")
   hwm=$(awk '/^VmHWM/{print $2}' "/proc/$ctl_pid/status")
   log "memory: $n PVs: VmRSS $((rss / 1024)) MiB, VmHWM $((hwm / 1024)) MiB"
-  printf '{"pvs": %d, "vmrss_kib": %d, "vmhwm_kib": %d, "start_to_synced_s": %.2f}' "$n" "$rss" "$hwm" "$(echo "$t1 - $t0" | bc -l)"
+  printf '{"pvs": %d, "vmrss_kib": %d, "vmhwm_kib": %d, "start_to_synced_s": %.2f}' "$n" "$rss" "$hwm" "$(awk -v a="$t1" -v b="$t0" 'BEGIN { print a - b }')"
   stop_controller
 }
 
@@ -229,11 +233,9 @@ if has pods; then
     kubectl get csinode "${STOWAGE_NODE_NAME:-none}" -o jsonpath='{.spec.drivers[*].name}' 2>/dev/null |
       grep -qw csi.stowage.io
   ) || {
-    log "pods: bringing up the cluster with Stowage (test/cluster/up.sh, images.sh, test/e2e/install.sh)"
+    log "pods: bringing up the cluster with Stowage (test/cluster/bring-up.sh)"
     started_cluster=1
-    test/cluster/up.sh >/dev/null
-    test/cluster/images.sh
-    test/e2e/install.sh
+    test/cluster/bring-up.sh --binaries needed --install >&2
   }
   # shellcheck disable=SC1091
   . test/cluster/env.sh

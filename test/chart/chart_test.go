@@ -172,14 +172,18 @@ func TestDefaults(t *testing.T) {
 	objs := render(t)
 
 	d := must[*storagev1.CSIDriver](t, objs, driver)
-	if *d.Spec.AttachRequired || *d.Spec.PodInfoOnMount || *d.Spec.RequiresRepublish {
-		t.Errorf("CSIDriver: attachRequired, podInfoOnMount, requiresRepublish must default to false: %+v", d.Spec)
+	if *d.Spec.AttachRequired || *d.Spec.RequiresRepublish {
+		t.Errorf("CSIDriver: attachRequired, requiresRepublish must default to false: %+v", d.Spec)
+	}
+	// Inline volumes: kubelet marks them, and names their pod, only with podInfoOnMount.
+	if !*d.Spec.PodInfoOnMount {
+		t.Errorf("CSIDriver podInfoOnMount = false; inline ephemeral volumes need it")
 	}
 	if *d.Spec.FSGroupPolicy != storagev1.FileFSGroupPolicy {
 		t.Errorf("CSIDriver fsGroupPolicy = %s, want File", *d.Spec.FSGroupPolicy)
 	}
-	if !slices.Equal(d.Spec.VolumeLifecycleModes, []storagev1.VolumeLifecycleMode{storagev1.VolumeLifecyclePersistent}) {
-		t.Errorf("CSIDriver volumeLifecycleModes = %v, want [Persistent]", d.Spec.VolumeLifecycleModes)
+	if !slices.Equal(d.Spec.VolumeLifecycleModes, []storagev1.VolumeLifecycleMode{storagev1.VolumeLifecyclePersistent, storagev1.VolumeLifecycleEphemeral}) {
+		t.Errorf("CSIDriver volumeLifecycleModes = %v, want [Persistent Ephemeral]", d.Spec.VolumeLifecycleModes)
 	}
 
 	// Controller: unprivileged, leader-elected, two replicas, no sidecar.

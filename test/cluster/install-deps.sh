@@ -10,7 +10,9 @@ pkgs=(
   busybox-static                                            # the static busybox image
   nfs-ganesha nfs-ganesha-vfs rpcbind nfs-common libnfs-utils  # the test NFS server (test/nfs), nfs-ls/nfs-cp
   xfsprogs e2fsprogs user-mode-linux kmod                   # project quotas for local volumes (tested under UML; insmod in the guest)
-  gettext-base make                                         # envsubst for the examples; make
+  gettext-base make git                                     # envsubst for the examples; make; git (version, lint's file list)
+  procps                                                    # pgrep, sysctl (cluster and NFS scripts)
+  shellcheck                                                # make lint (hack/lint.sh)
 )
 
 missing=()

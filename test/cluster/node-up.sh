@@ -126,8 +126,9 @@ wait_daemon kube-proxy 60 curl -sf http://127.0.0.1:10256/healthz
 nfs_env=""
 if [ -x "$REPO_ROOT/test/nfs/ganesha.sh" ]; then
   mkdir -p "$STATE/nfs"
-  if out=$(STOWAGE_NFS_BIND=$HOST_IP STOWAGE_NFS_ROOT=$STATE/nfs "$REPO_ROOT/test/nfs/ganesha.sh" start 2>"$STATE/logs/ganesha-start.log"); then
-    export_dir=$(printf '%s\n' "$out" | tail -n 1)
+  # Its own server (this bind and root): the node plugin pod sees only $STATE/nfs.
+  if out=$(STOWAGE_NFS_BIND=$HOST_IP STOWAGE_NFS_ROOT=$STATE/nfs "$REPO_ROOT/test/nfs/ganesha.sh" ensure 2>"$STATE/logs/ganesha-start.log"); then
+    export_dir=$(eval "$out" && echo "$STOWAGE_NFS_EXPORT_DIR")
     [ -d "$export_dir" ] || die "ganesha.sh start printed '$export_dir', not a directory"
     echo "$HOST_IP:/export $export_dir" >"$STATE/nfs/exports"
     nfs_env="STOWAGE_NFS_SERVER=$HOST_IP

@@ -27,13 +27,13 @@ func TestExampleWebSharedVolumes(t *testing.T) {
 	e.waitPodReady(t, ns, "web-1")
 
 	// Three Bound claims: one shared NFS RWX, one local RWO per replica.
-	htdocs := e.waitBound(t, ns, "web-htdocs")
+	htdocs := e.kube(t, ns).WaitBound("web-htdocs")
 	if htdocs.Spec.StorageClassName != "stowage-nfs" || htdocs.Spec.AccessModes[0] != corev1.ReadWriteMany {
 		t.Errorf("web-htdocs PV: class %q, modes %v; want stowage-nfs, RWX", htdocs.Spec.StorageClassName, htdocs.Spec.AccessModes)
 	}
 	logVolumes := map[string]string{}
 	for _, claim := range []string{"logs-web-0", "logs-web-1"} {
-		pv := e.waitBound(t, ns, claim)
+		pv := e.kube(t, ns).WaitBound(claim)
 		if pv.Spec.StorageClassName != "stowage-local" {
 			t.Errorf("%s is bound to %s of class %q, want stowage-local", claim, pv.Name, pv.Spec.StorageClassName)
 		}
@@ -44,7 +44,7 @@ func TestExampleWebSharedVolumes(t *testing.T) {
 	}
 
 	// Both replicas' agents write into the one NFS directory.
-	eventually(t, "both heartbeat files in web-0's htdocs", podTimeout, func(context.Context) (bool, error) {
+	waiter(t, podTimeout).Eventually("both heartbeat files in web-0's htdocs", func(context.Context) (bool, error) {
 		out, err := execIn(ns, "web-0", "web", "ls /srv/htdocs")
 		return err == nil && strings.Contains(out, "web-0.txt") && strings.Contains(out, "web-1.txt") && strings.Contains(out, "index.html"), err
 	})
@@ -105,7 +105,7 @@ func TestExampleDatabaseRestart(t *testing.T) {
 	e.apply(t, ns, "database-restart/service.yaml")
 	e.apply(t, ns, "database-restart/statefulset.yaml")
 	e.waitPodReady(t, ns, "ledger-0")
-	pv := e.waitBound(t, ns, "data-ledger-0")
+	pv := e.kube(t, ns).WaitBound("data-ledger-0")
 
 	// The local PV is pinned to its node.
 	terms := pv.Spec.NodeAffinity
@@ -118,13 +118,13 @@ func TestExampleDatabaseRestart(t *testing.T) {
 	}
 
 	// Let it write a few records, then replace the pod.
-	eventually(t, "three records in the journal", podTimeout, func(context.Context) (bool, error) {
+	waiter(t, podTimeout).Eventually("three records in the journal", func(context.Context) (bool, error) {
 		out, err := execIn(ns, "ledger-0", "", "wc -l < /data/journal.log")
 		n, _ := strconv.Atoi(strings.TrimSpace(out))
 		return err == nil && n >= 3, err
 	})
 	e.replacePod(t, ns, "ledger-0")
-	if got := e.waitBound(t, ns, "data-ledger-0"); got.Name != pv.Name {
+	if got := e.kube(t, ns).WaitBound("data-ledger-0"); got.Name != pv.Name {
 		t.Errorf("data-ledger-0 now bound to %s, was %s", got.Name, pv.Name)
 	}
 	startup := strings.SplitN(e.logs(t, ns, "ledger-0", "db"), "\n", 2)[0]
@@ -160,7 +160,7 @@ func TestExampleStaticRetain(t *testing.T) {
 	e.apply(t, ns, "static-retain/pv.yaml")
 	e.apply(t, ns, "static-retain/pvc.yaml")
 	e.apply(t, ns, "static-retain/pod.yaml")
-	pv := e.waitBound(t, ns, "static-data")
+	pv := e.kube(t, ns).WaitBound("static-data")
 	if pv.Name != "static-data" || pv.Spec.PersistentVolumeReclaimPolicy != corev1.PersistentVolumeReclaimRetain {
 		t.Errorf("claim bound to %s with policy %s, want static-data, Retain", pv.Name, pv.Spec.PersistentVolumeReclaimPolicy)
 	}
@@ -172,8 +172,8 @@ func TestExampleStaticRetain(t *testing.T) {
 
 	// Release: the data stays and the PV is not reusable.
 	e.deletePod(t, ns, "static-user")
-	e.deleteClaim(t, ns, "static-data")
-	released := e.waitPVPhase(t, "static-data", corev1.VolumeReleased)
+	e.kube(t, ns).DeleteClaim("static-data")
+	released := e.kube(t, ns).WaitPVPhase("static-data", corev1.VolumeReleased)
 	if released.Spec.ClaimRef == nil || released.Spec.ClaimRef.Name != "static-data" {
 		t.Errorf("Released PV claimRef %+v, want the old claim", released.Spec.ClaimRef)
 	}
@@ -181,14 +181,14 @@ func TestExampleStaticRetain(t *testing.T) {
 		t.Errorf("Retain lost the data: %v", err)
 	}
 	e.apply(t, ns, "static-retain/pvc.yaml")
-	e.waitEvent(t, ns, "static-data", "FailedBinding", "already bound to a different claim")
+	e.kube(t, ns).WaitEvent("PersistentVolumeClaim", "static-data", "FailedBinding", "already bound to a different claim")
 	if c, err := e.client.CoreV1().PersistentVolumeClaims(ns).Get(context.Background(), "static-data", metav1.GetOptions{}); err != nil || c.Status.Phase != corev1.ClaimPending {
 		t.Fatalf("new claim for the Released PV: %v, phase %v; want Pending", err, c.Status.Phase)
 	}
 
 	// Reclaim by hand: reuse the PV, the new pod finds the old data.
 	e.patchPV(t, "static-data", `{"spec":{"claimRef":null}}`)
-	e.waitBound(t, ns, "static-data")
+	e.kube(t, ns).WaitBound("static-data")
 	e.apply(t, ns, "static-retain/pod.yaml")
 	e.waitPodReady(t, ns, "static-user")
 	if got := e.waitLogs(t, ns, "static-user", "", "written by static-user"); strings.Count(got, "written by static-user") != 2 {
@@ -197,7 +197,7 @@ func TestExampleStaticRetain(t *testing.T) {
 
 	// Retire it: deleting a Retain PV never touches the data.
 	e.deletePod(t, ns, "static-user")
-	e.deleteClaim(t, ns, "static-data")
+	e.kube(t, ns).DeleteClaim("static-data")
 	e.deletePV(t, "static-data")
 	if lines := readLines(t, filepath.Join(dir, "hello.txt")); len(lines) != 2 {
 		t.Errorf("after deleting the PV, hello.txt has %q, want both lines kept", lines)
@@ -210,7 +210,7 @@ func TestExampleRecycle(t *testing.T) {
 	e.apply(t, ns, "recycle/storageclass.yaml")
 	e.apply(t, ns, "recycle/first.yaml")
 	e.waitPodReady(t, ns, "recycle-writer")
-	pv := e.waitBound(t, ns, "recycle-first")
+	pv := e.kube(t, ns).WaitBound("recycle-first")
 	if pv.Spec.PersistentVolumeReclaimPolicy != corev1.PersistentVolumeReclaimRecycle {
 		t.Fatalf("PV %s has policy %s, want Recycle from the class parameter", pv.Name, pv.Spec.PersistentVolumeReclaimPolicy)
 	}
@@ -222,8 +222,8 @@ func TestExampleRecycle(t *testing.T) {
 	t.Cleanup(func() { e.patchPVIfExists(t, pv.Name, `{"spec":{"persistentVolumeReclaimPolicy":"Delete"}}`) })
 
 	e.deletePod(t, ns, "recycle-writer")
-	e.deleteClaim(t, ns, "recycle-first")
-	available := e.waitPVPhase(t, pv.Name, corev1.VolumeAvailable)
+	e.kube(t, ns).DeleteClaim("recycle-first")
+	available := e.kube(t, ns).WaitPVPhase(pv.Name, corev1.VolumeAvailable)
 	if available.Spec.ClaimRef != nil {
 		t.Errorf("Available PV still refers to %+v", available.Spec.ClaimRef)
 	}
@@ -233,7 +233,7 @@ func TestExampleRecycle(t *testing.T) {
 
 	e.apply(t, ns, "recycle/second.yaml")
 	e.waitPodReady(t, ns, "recycle-reader")
-	if got := e.waitBound(t, ns, "recycle-second"); got.Name != pv.Name {
+	if got := e.kube(t, ns).WaitBound("recycle-second"); got.Name != pv.Name {
 		t.Errorf("recycle-second bound %s, want the recycled %s", got.Name, pv.Name)
 	}
 	e.waitLogs(t, ns, "recycle-reader", "", "volume is empty")
@@ -241,8 +241,8 @@ func TestExampleRecycle(t *testing.T) {
 	// Clean up as the README does; the PV and its directory go.
 	e.patchPV(t, pv.Name, `{"spec":{"persistentVolumeReclaimPolicy":"Delete"}}`)
 	e.deletePod(t, ns, "recycle-reader")
-	e.deleteClaim(t, ns, "recycle-second")
-	e.waitPVGone(t, pv.Name)
+	e.kube(t, ns).DeleteClaim("recycle-second")
+	e.kube(t, ns).WaitPVGone(pv.Name)
 	assertGone(t, dir)
 }
 
@@ -251,11 +251,11 @@ func TestExampleReadOnlyMany(t *testing.T) {
 	ns := e.namespace(t, "rox")
 	e.apply(t, ns, "read-only-many/storageclass.yaml")
 	e.apply(t, ns, "read-only-many/fill.yaml")
-	eventually(t, "job content-fill complete", podTimeout, func(ctx context.Context) (bool, error) {
+	waiter(t, podTimeout).Eventually("job content-fill complete", func(ctx context.Context) (bool, error) {
 		j, err := e.client.BatchV1().Jobs(ns).Get(ctx, "content-fill", metav1.GetOptions{})
 		return err == nil && j.Status.Succeeded > 0, err
 	})
-	writer := e.waitBound(t, ns, "content-rw")
+	writer := e.kube(t, ns).WaitBound("content-rw")
 	// readers.yaml names the directory with the short, static form of the handle.
 	wantHandle := "nfs#" + e.nfsServer + "#/export#content/content-rw#" + writer.Name + "#delete"
 	if writer.Spec.CSI.VolumeHandle != wantHandle {
@@ -268,11 +268,11 @@ func TestExampleReadOnlyMany(t *testing.T) {
 	})
 
 	e.apply(t, ns, "read-only-many/readers.yaml")
-	eventually(t, "3 content-readers ready", podTimeout, func(ctx context.Context) (bool, error) {
+	waiter(t, podTimeout).Eventually("3 content-readers ready", func(ctx context.Context) (bool, error) {
 		d, err := e.client.AppsV1().Deployments(ns).Get(ctx, "content-readers", metav1.GetOptions{})
 		return err == nil && d.Status.ReadyReplicas == 3, err
 	})
-	ro := e.waitBound(t, ns, "content-ro")
+	ro := e.kube(t, ns).WaitBound("content-ro")
 	if ro.Name != "content-ro" || ro.Spec.AccessModes[0] != corev1.ReadOnlyMany {
 		t.Errorf("content-ro bound %s with %v, want the ROX PV content-ro", ro.Name, ro.Spec.AccessModes)
 	}
@@ -299,9 +299,9 @@ func TestExampleReadOnlyMany(t *testing.T) {
 	if err := e.client.BatchV1().Jobs(ns).Delete(context.Background(), "content-fill", metav1.DeleteOptions{PropagationPolicy: &background}); err != nil {
 		t.Fatal(err)
 	}
-	e.deleteClaim(t, ns, "content-rw")
-	e.waitPVPhase(t, writer.Name, corev1.VolumeReleased)
-	if p := e.pv(t, "content-ro"); p.Status.Phase != corev1.VolumeBound {
+	e.kube(t, ns).DeleteClaim("content-rw")
+	e.kube(t, ns).WaitPVPhase(writer.Name, corev1.VolumeReleased)
+	if p := e.kube(t, ns).PV("content-ro"); p.Status.Phase != corev1.VolumeBound {
 		t.Errorf("content-ro is %s after the writer's claim went, want Bound", p.Status.Phase)
 	}
 	mustExec(t, ns, pods.Items[0].Name, "", "cat /content/PUBLISHED")
@@ -314,13 +314,13 @@ func TestExampleReadOnlyMany(t *testing.T) {
 	for _, p := range pods.Items {
 		e.waitPodGone(t, ns, p.Name)
 	}
-	e.deleteClaim(t, ns, "content-ro")
+	e.kube(t, ns).DeleteClaim("content-ro")
 	e.deletePV(t, "content-ro")
 	if _, err := os.Stat(filepath.Join(dir, "PUBLISHED")); err != nil {
 		t.Errorf("deleting the Retain PV content-ro touched the content: %v", err)
 	}
 	e.patchPV(t, writer.Name, `{"spec":{"persistentVolumeReclaimPolicy":"Delete"}}`)
-	e.waitPVGone(t, writer.Name)
+	e.kube(t, ns).WaitPVGone(writer.Name)
 	assertGone(t, dir)
 }
 
@@ -332,7 +332,7 @@ func TestExampleAccessModes(t *testing.T) {
 	e.apply(t, ns, "access-modes/rwop-first.yaml")
 	e.waitPodReady(t, ns, "solo-a")
 	e.apply(t, ns, "access-modes/rwop-second.yaml")
-	e.waitEvent(t, ns, "solo-b", "FailedScheduling", "ReadWriteOncePod access mode already in-use by another pod")
+	e.kube(t, ns).WaitEvent("Pod", "solo-b", "FailedScheduling", "ReadWriteOncePod access mode already in-use by another pod")
 	if p, err := e.client.CoreV1().Pods(ns).Get(context.Background(), "solo-b", metav1.GetOptions{}); err != nil || p.Status.Phase != corev1.PodPending {
 		t.Fatalf("solo-b: %v, want Pending while solo-a runs", err)
 	}
@@ -347,7 +347,7 @@ func TestExampleAccessModes(t *testing.T) {
 	if a.Spec.NodeName != b.Spec.NodeName {
 		t.Errorf("rwo-a on %s, rwo-b on %s: a local RWO volume keeps them on one node", a.Spec.NodeName, b.Spec.NodeName)
 	}
-	eventually(t, "both pods' lines in /data/visits", podTimeout, func(context.Context) (bool, error) {
+	waiter(t, podTimeout).Eventually("both pods' lines in /data/visits", func(context.Context) (bool, error) {
 		out, err := execIn(ns, "rwo-a", "", "cat /data/visits")
 		return err == nil && strings.Contains(out, " rwo-a") && strings.Contains(out, " rwo-b"), err
 	})

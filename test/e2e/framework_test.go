@@ -25,13 +25,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/stowage-csi/stowage/pkg/volumeid"
+	"github.com/stowage-csi/stowage/test/internal/kit"
 )
 
 const (
@@ -45,10 +45,9 @@ const (
 
 	// Upper bounds for things that normally take seconds. They only keep a broken cluster from
 	// hanging the run; no test measures time.
-	podTimeout   = 3 * time.Minute
-	bindTimeout  = 2 * time.Minute
-	eventTimeout = 2 * time.Minute
-	poll         = time.Second
+	podTimeout  = 3 * time.Minute
+	bindTimeout = 2 * time.Minute // claims, PVs and events
+	poll        = time.Second
 )
 
 // env is the cluster under test and what test/cluster/env.sh says about it.
@@ -100,10 +99,16 @@ func setup(t *testing.T) *env {
 	return e
 }
 
-func ctxFor(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	t.Cleanup(cancel)
-	return ctx
+// waiter waits for t with this tier's poll interval; timeout only bounds a hang.
+func waiter(t *testing.T, timeout time.Duration) kit.Waiter {
+	return kit.Waiter{T: t, Timeout: timeout, Poll: poll}
+}
+
+// kube gives t the shared waits for claims of ns, their PVs and events (test/internal/kit), each
+// bounded by bindTimeout: e.kube(t, ns).WaitBound(claim), .DeleteClaim(claim), .WaitPVPhase(pv,
+// phase), .WaitPVGone(pv), .WaitEvent(kind, name, reason, wants...).
+func (e *env) kube(t *testing.T, ns string) kit.Kube {
+	return kit.Kube{Waiter: waiter(t, bindTimeout), Client: e.client, NS: ns}
 }
 
 // namespace creates a fresh namespace for one test and deletes it, and everything in it, at the end.
@@ -128,7 +133,7 @@ func (e *env) namespace(t *testing.T, prefix string) string {
 			t.Errorf("delete namespace %s: %v", name, err)
 			return
 		}
-		e.waitGone(t, "namespace "+name, podTimeout, func(ctx context.Context) error {
+		waiter(t, podTimeout).WaitGone("namespace "+name, func(ctx context.Context) error {
 			_, err := e.client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
 			return err
 		})
@@ -169,38 +174,6 @@ func (e *env) dumpNamespace(t *testing.T, ns string) {
 		lines = append(lines, l)
 	}
 	t.Logf("stowage logs (last lines):\n%s", strings.Join(lines, "\n"))
-}
-
-// eventually polls cond until it returns true, failing the test with what it last saw after timeout.
-func eventually(t *testing.T, what string, timeout time.Duration, cond func(ctx context.Context) (bool, error)) {
-	t.Helper()
-	var last error
-	err := wait.PollUntilContextTimeout(context.Background(), poll, timeout, true, func(ctx context.Context) (bool, error) {
-		ok, err := cond(ctx)
-		if err != nil {
-			last = err
-			return false, nil
-		}
-		return ok, nil
-	})
-	if err != nil {
-		t.Fatalf("%s: not reached within %s (last error: %v)", what, timeout, last)
-	}
-}
-
-// waitGone waits until get returns NotFound.
-func (e *env) waitGone(t *testing.T, what string, timeout time.Duration, get func(ctx context.Context) error) {
-	t.Helper()
-	eventually(t, what+" gone", timeout, func(ctx context.Context) (bool, error) {
-		err := get(ctx)
-		if apierrors.IsNotFound(err) {
-			return true, nil
-		}
-		if err == nil {
-			return false, errors.New("still there")
-		}
-		return false, err
-	})
 }
 
 // readExample reads a file of examples/, with ${NFS_SERVER} rendered as `envsubst '${NFS_SERVER}'`
@@ -262,7 +235,7 @@ func (e *env) apply(t *testing.T, ns, rel string) []runtime.Object {
 			// bound a few milliseconds later, only at its 5-minute flush of unschedulable pods.
 			// Waiting for Bound here, as a user would with `kubectl wait`, keeps the tests
 			// about Stowage.
-			e.waitBound(t, ns, pvc.Name)
+			e.kube(t, ns).WaitBound(pvc.Name)
 		}
 	}
 	return objs
@@ -336,10 +309,7 @@ func (e *env) deletePV(t *testing.T, name string) {
 		t.Errorf("delete PV %s: %v", name, err)
 		return
 	}
-	e.waitGone(t, "PV "+name, bindTimeout, func(ctx context.Context) error {
-		_, err := e.client.CoreV1().PersistentVolumes().Get(ctx, name, metav1.GetOptions{})
-		return err
-	})
+	e.kube(t, "").WaitPVGone(name)
 }
 
 // kubectl runs kubectl and returns its stdout and stderr together, for exec into containers
@@ -386,7 +356,7 @@ func (e *env) logs(t *testing.T, ns, pod, container string) string {
 func (e *env) waitLogs(t *testing.T, ns, pod, container string, want ...string) string {
 	t.Helper()
 	var got string
-	eventually(t, fmt.Sprintf("log of %s/%s %s contains %q", ns, pod, container, want), podTimeout, func(ctx context.Context) (bool, error) {
+	waiter(t, podTimeout).Eventually(fmt.Sprintf("log of %s/%s %s contains %q", ns, pod, container, want), func(ctx context.Context) (bool, error) {
 		raw, err := e.client.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{Container: container}).DoRaw(ctx)
 		if err != nil {
 			return false, err
@@ -406,7 +376,7 @@ func (e *env) waitLogs(t *testing.T, ns, pod, container string, want ...string) 
 func (e *env) waitPodReady(t *testing.T, ns, name string) *corev1.Pod {
 	t.Helper()
 	var pod *corev1.Pod
-	eventually(t, "pod "+ns+"/"+name+" Ready", podTimeout, func(ctx context.Context) (bool, error) {
+	waiter(t, podTimeout).Eventually("pod "+ns+"/"+name+" Ready", func(ctx context.Context) (bool, error) {
 		p, err := e.client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return false, err
@@ -426,7 +396,7 @@ func (e *env) waitPodReady(t *testing.T, ns, name string) *corev1.Pod {
 // are unmounted.
 func (e *env) waitPodGone(t *testing.T, ns, name string) {
 	t.Helper()
-	e.waitGone(t, "pod "+ns+"/"+name, podTimeout, func(ctx context.Context) error {
+	waiter(t, podTimeout).WaitGone("pod "+ns+"/"+name, func(ctx context.Context) error {
 		_, err := e.client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
 		return err
 	})
@@ -452,7 +422,7 @@ func (e *env) replacePod(t *testing.T, ns, name string) *corev1.Pod {
 	if err := e.client.CoreV1().Pods(ns).Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil {
 		t.Fatalf("delete pod %s/%s: %v", ns, name, err)
 	}
-	eventually(t, "pod "+ns+"/"+name+" replaced", podTimeout, func(ctx context.Context) (bool, error) {
+	waiter(t, podTimeout).Eventually("pod "+ns+"/"+name+" replaced", func(ctx context.Context) (bool, error) {
 		p, err := e.client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return false, err
@@ -462,72 +432,6 @@ func (e *env) replacePod(t *testing.T, ns, name string) *corev1.Pod {
 	return e.waitPodReady(t, ns, name)
 }
 
-// waitBound waits until the claim is Bound and returns its PV.
-func (e *env) waitBound(t *testing.T, ns, claim string) *corev1.PersistentVolume {
-	t.Helper()
-	var volume string
-	eventually(t, "claim "+ns+"/"+claim+" Bound", bindTimeout, func(ctx context.Context) (bool, error) {
-		c, err := e.client.CoreV1().PersistentVolumeClaims(ns).Get(ctx, claim, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		volume = c.Spec.VolumeName
-		if c.Status.Phase != corev1.ClaimBound {
-			return false, fmt.Errorf("phase %s", c.Status.Phase)
-		}
-		return true, nil
-	})
-	return e.pv(t, volume)
-}
-
-func (e *env) pv(t *testing.T, name string) *corev1.PersistentVolume {
-	t.Helper()
-	pv, err := e.client.CoreV1().PersistentVolumes().Get(context.Background(), name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatalf("get PV %s: %v", name, err)
-	}
-	return pv
-}
-
-// waitPVPhase waits until the PV reaches phase and returns it.
-func (e *env) waitPVPhase(t *testing.T, name string, phase corev1.PersistentVolumePhase) *corev1.PersistentVolume {
-	t.Helper()
-	var pv *corev1.PersistentVolume
-	eventually(t, "PV "+name+" "+string(phase), bindTimeout, func(ctx context.Context) (bool, error) {
-		p, err := e.client.CoreV1().PersistentVolumes().Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		pv = p
-		if p.Status.Phase != phase {
-			return false, fmt.Errorf("phase %s (%s)", p.Status.Phase, p.Status.Message)
-		}
-		return true, nil
-	})
-	return pv
-}
-
-// waitPVGone waits until the provisioner has deleted the PV (and with it the volume).
-func (e *env) waitPVGone(t *testing.T, name string) {
-	t.Helper()
-	e.waitGone(t, "PV "+name, bindTimeout, func(ctx context.Context) error {
-		_, err := e.client.CoreV1().PersistentVolumes().Get(ctx, name, metav1.GetOptions{})
-		return err
-	})
-}
-
-// deleteClaim deletes a claim and waits until it is gone.
-func (e *env) deleteClaim(t *testing.T, ns, name string) {
-	t.Helper()
-	if err := e.client.CoreV1().PersistentVolumeClaims(ns).Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil {
-		t.Fatalf("delete claim %s/%s: %v", ns, name, err)
-	}
-	e.waitGone(t, "claim "+ns+"/"+name, bindTimeout, func(ctx context.Context) error {
-		_, err := e.client.CoreV1().PersistentVolumeClaims(ns).Get(ctx, name, metav1.GetOptions{})
-		return err
-	})
-}
-
 // patchPV applies a merge patch to a PV.
 func (e *env) patchPV(t *testing.T, name, patch string) {
 	t.Helper()
@@ -535,33 +439,6 @@ func (e *env) patchPV(t *testing.T, name, patch string) {
 	if err != nil {
 		t.Fatalf("patch PV %s with %s: %v", name, patch, err)
 	}
-}
-
-// waitEvent waits for an event about the named object whose reason matches and whose message contains
-// every one of want; it returns the message.
-func (e *env) waitEvent(t *testing.T, ns, object, reason string, want ...string) string {
-	t.Helper()
-	var msg string
-	eventually(t, fmt.Sprintf("%s event on %s/%s containing %q", reason, ns, object, want), eventTimeout, func(ctx context.Context) (bool, error) {
-		evs, err := e.client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{
-			FieldSelector: "involvedObject.name=" + object + ",reason=" + reason,
-		})
-		if err != nil {
-			return false, err
-		}
-	events:
-		for _, ev := range evs.Items {
-			for _, w := range want {
-				if !strings.Contains(ev.Message, w) {
-					continue events
-				}
-			}
-			msg = ev.Message
-			return true, nil
-		}
-		return false, fmt.Errorf("%d %s events, none with all of %q", len(evs.Items), reason, want)
-	})
-	return msg
 }
 
 // hostDir is where the volume of a Stowage PV lives on this host: the NFS export directory or the

@@ -40,7 +40,7 @@ func TestAccessModes(t *testing.T) {
 			if tc.check == nil {
 				// A local class waits for the first consumer, so the refusal comes once a pod is scheduled.
 				e.createPod(t, ns, "user", "sleep 3600", podVolume{claim: "data", path: "/data"})
-				msg := e.waitEvent(t, ns, "data", "ProvisioningFailed", string(tc.mode), "NFS")
+				msg := e.kube(t, ns).WaitEvent("PersistentVolumeClaim", "data", "ProvisioningFailed", string(tc.mode), "NFS")
 				t.Logf("refused as expected: %s", msg)
 				c, err := e.client.CoreV1().PersistentVolumeClaims(ns).Get(context.Background(), "data", metav1.GetOptions{})
 				if err != nil || c.Status.Phase != corev1.ClaimPending || c.Spec.VolumeName != "" {
@@ -49,7 +49,7 @@ func TestAccessModes(t *testing.T) {
 				return
 			}
 			tc.check(t, e, ns, "data")
-			pv := e.pv(t, claimVolume(t, e, ns, "data"))
+			pv := e.kube(t, ns).PV(claimVolume(t, e, ns, "data"))
 			if len(pv.Spec.AccessModes) != 1 || pv.Spec.AccessModes[0] != tc.mode {
 				t.Errorf("PV %s has modes %v, want [%s]", pv.Name, pv.Spec.AccessModes, tc.mode)
 			}
@@ -61,7 +61,7 @@ func TestAccessModes(t *testing.T) {
 func checkWriteRead(t *testing.T, e *env, ns, claim string) {
 	e.createPod(t, ns, "writer", "sleep 3600", podVolume{claim: claim, path: "/data"})
 	e.waitPodReady(t, ns, "writer")
-	e.waitBound(t, ns, claim)
+	e.kube(t, ns).WaitBound(claim)
 	if out := mustExec(t, ns, "writer", "", "echo hello > /data/f && cat /data/f"); strings.TrimSpace(out) != "hello" {
 		t.Errorf("read back %q, want hello", out)
 	}
@@ -73,7 +73,7 @@ func checkShared(t *testing.T, e *env, ns, claim string) {
 	e.createPod(t, ns, "b", "sleep 3600", podVolume{claim: claim, path: "/data"})
 	e.waitPodReady(t, ns, "a")
 	e.waitPodReady(t, ns, "b")
-	e.waitBound(t, ns, claim)
+	e.kube(t, ns).WaitBound(claim)
 	mustExec(t, ns, "a", "", "echo from-a > /data/a")
 	mustExec(t, ns, "b", "", "echo from-b > /data/b")
 	if out := mustExec(t, ns, "a", "", "cat /data/b"); strings.TrimSpace(out) != "from-b" {
@@ -88,7 +88,7 @@ func checkShared(t *testing.T, e *env, ns, claim string) {
 func checkReadOnly(t *testing.T, e *env, ns, claim string) {
 	e.createPod(t, ns, "reader", "sleep 3600", podVolume{claim: claim, path: "/data"})
 	e.waitPodReady(t, ns, "reader")
-	pv := e.waitBound(t, ns, claim)
+	pv := e.kube(t, ns).WaitBound(claim)
 	mustExec(t, ns, "reader", "", "ls -la /data")
 	out, err := execIn(ns, "reader", "", "touch /data/x")
 	if err == nil || !strings.Contains(out, readOnlyFS) {

@@ -56,7 +56,7 @@ func TestNodePluginRestart(t *testing.T) {
 func (e *env) nodePluginPod(t *testing.T, notUID types.UID) *corev1.Pod {
 	t.Helper()
 	var found *corev1.Pod
-	eventually(t, "a node plugin pod on "+e.nodeName, podTimeout, func(ctx context.Context) (bool, error) {
+	waiter(t, podTimeout).Eventually("a node plugin pod on "+e.nodeName, func(ctx context.Context) (bool, error) {
 		pods, err := e.client.CoreV1().Pods(releaseNamespace).List(ctx, metav1.ListOptions{
 			LabelSelector: nodeSelector,
 			FieldSelector: "spec.nodeName=" + e.nodeName,

@@ -52,14 +52,14 @@ func (e *env) writeThroughPod(t *testing.T, ns, class, claim string) (*corev1.Pe
 	e.createPod(t, ns, claim+"-writer", "echo data > /data/file && touch /data/.hidden && mkdir -p /data/a/b && echo x > /data/a/b/c && sleep 3600",
 		podVolume{claim: claim, path: "/data"})
 	e.waitPodReady(t, ns, claim+"-writer")
-	pv := e.waitBound(t, ns, claim)
+	pv := e.kube(t, ns).WaitBound(claim)
 	dir := e.hostDir(t, pv)
-	eventually(t, "the pod's files in "+dir, podTimeout, func(context.Context) (bool, error) {
+	waiter(t, podTimeout).Eventually("the pod's files in "+dir, func(context.Context) (bool, error) {
 		_, err := os.Stat(filepath.Join(dir, "a", "b", "c"))
 		return err == nil, err
 	})
 	e.deletePod(t, ns, claim+"-writer")
-	e.deleteClaim(t, ns, claim)
+	e.kube(t, ns).DeleteClaim(claim)
 	return pv, dir
 }
 
@@ -70,7 +70,7 @@ func TestReclaimPolicies(t *testing.T) {
 			ns := e.namespace(t, "delete")
 			class := e.reclaimClass(t, ns, backend, corev1.PersistentVolumeReclaimDelete)
 			pv, dir := e.writeThroughPod(t, ns, class, "data")
-			e.waitPVGone(t, pv.Name)
+			e.kube(t, ns).WaitPVGone(pv.Name)
 			assertGone(t, dir)
 		})
 
@@ -82,7 +82,7 @@ func TestReclaimPolicies(t *testing.T) {
 			t.Cleanup(func() { os.RemoveAll(dir) })
 			e.afterNamespace = append(e.afterNamespace, func() { e.deletePV(t, pv.Name) })
 
-			released := e.waitPVPhase(t, pv.Name, corev1.VolumeReleased)
+			released := e.kube(t, ns).WaitPVPhase(pv.Name, corev1.VolumeReleased)
 			if released.Spec.ClaimRef == nil || released.Spec.ClaimRef.Name != "data" {
 				t.Errorf("Released PV's claimRef %+v, want the deleted claim", released.Spec.ClaimRef)
 			}
@@ -106,7 +106,7 @@ func TestReclaimPolicies(t *testing.T) {
 			// However the test ends, let the PV go with its claim.
 			t.Cleanup(func() { e.patchPVIfExists(t, pv.Name, `{"spec":{"persistentVolumeReclaimPolicy":"Delete"}}`) })
 
-			available := e.waitPVPhase(t, pv.Name, corev1.VolumeAvailable)
+			available := e.kube(t, ns).WaitPVPhase(pv.Name, corev1.VolumeAvailable)
 			if available.Spec.ClaimRef != nil {
 				t.Errorf("Available PV still refers to %+v", available.Spec.ClaimRef)
 			}
@@ -118,7 +118,7 @@ func TestReclaimPolicies(t *testing.T) {
 			e.createClaim(t, ns, "second", class, corev1.ReadWriteOnce)
 			e.createPod(t, ns, "reader", "ls -A /data > /tmp/ls; sleep 3600", podVolume{claim: "second", path: "/data"})
 			e.waitPodReady(t, ns, "reader")
-			if got := e.waitBound(t, ns, "second"); got.Name != pv.Name {
+			if got := e.kube(t, ns).WaitBound("second"); got.Name != pv.Name {
 				t.Errorf("second claim bound %s, want the recycled %s", got.Name, pv.Name)
 			}
 			if out := mustExec(t, ns, "reader", "", "cat /tmp/ls"); strings.TrimSpace(out) != "" {
@@ -128,8 +128,8 @@ func TestReclaimPolicies(t *testing.T) {
 			// End the cycle: Delete while bound, then release.
 			e.patchPV(t, pv.Name, `{"spec":{"persistentVolumeReclaimPolicy":"Delete"}}`)
 			e.deletePod(t, ns, "reader")
-			e.deleteClaim(t, ns, "second")
-			e.waitPVGone(t, pv.Name)
+			e.kube(t, ns).DeleteClaim("second")
+			e.kube(t, ns).WaitPVGone(pv.Name)
 			assertGone(t, dir)
 		})
 	}

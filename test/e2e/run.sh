@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
 # run.sh [go test flags...] — the whole end-to-end run on a real single-node cluster:
-#   1. Debian packages and cached Kubernetes binaries (test/cluster/install-deps.sh, build-binaries.sh)
-#   2. the cluster (test/cluster/up.sh; a no-op when it is already up) with its NFS share
-#   3. images, including localhost/stowage:dev from the working tree (test/cluster/images.sh)
-#   4. Stowage from charts/stowage with test/e2e/values-cluster.yaml (test/e2e/install.sh)
-#   5. go test ./test/e2e/... (extra arguments go to go test, e.g. -run TestExample)
-#   6. Kubernetes' External Storage suite (test/e2e/storage/run.sh)
+#   1. test/cluster/bring-up.sh --binaries all --install: Debian packages, every cached binary
+#      (e2e.test and agnhost too), the cluster with its NFS share, the images and Stowage from
+#      charts/stowage with test/e2e/values-cluster.yaml
+#   2. go test ./test/e2e/... (extra arguments go to go test, e.g. -run TestExample)
+#   3. Kubernetes' External Storage suite (test/e2e/storage/run.sh)
 # and always tears the cluster down at the end (test/cluster/down.sh), unless KEEP_CLUSTER=1.
-# Env: KEEP_CLUSTER=1 keep the cluster (and Stowage) running afterwards; SKIP_STORAGE_SUITE=1 skip 6;
-#      SKIP_GO_TESTS=1 skip 5.
+# Env: KEEP_CLUSTER=1 keep the cluster (and Stowage) running afterwards; SKIP_STORAGE_SUITE=1 skip 3;
+#      SKIP_GO_TESTS=1 skip 2.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -32,28 +31,10 @@ teardown() {
 trap teardown EXIT
 trap 'exit 130' INT TERM
 
-step "dependencies and cached binaries"
-test/cluster/install-deps.sh
-test/cluster/build-binaries.sh
-
-step "cluster"
-test/cluster/up.sh >/dev/null
+step "bring-up (test/cluster/bring-up.sh)"
+test/cluster/bring-up.sh --binaries all --install
 # shellcheck disable=SC1091
 . test/cluster/env.sh
-if [ -z "${STOWAGE_NFS_SERVER:-}" ]; then
-  echo "run.sh: the cluster came up without its NFS share; NFS-Ganesha said:" >&2
-  cat "$STOWAGE_CLUSTER_DIR/logs/ganesha-start.log" >&2 || true
-  # The usual cause: another ganesha (test/nfs/ganesha.sh of `make sanity`, the integration tests or
-  # the benchmarks) owns port 2049; only one can run per machine.
-  ss -Hltnp 'sport = :2049' >&2 || true
-  exit 1
-fi
-
-step "images"
-test/cluster/images.sh
-
-step "helm install stowage"
-test/e2e/install.sh
 
 rc=0
 if [ "${SKIP_GO_TESTS:-}" != 1 ]; then

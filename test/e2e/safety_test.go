@@ -28,9 +28,9 @@ func TestNestedTemplatesAcrossNamespaces(t *testing.T) {
 	e.createClaim(t, team, "data", byNamespace, corev1.ReadWriteMany)
 	e.createPod(t, team, "owner", "echo secret > /data/secret && sleep 3600", podVolume{claim: "data", path: "/data"})
 	e.waitPodReady(t, team, "owner")
-	pv := e.waitBound(t, team, "data")
+	pv := e.kube(t, team).WaitBound("data")
 	secret := filepath.Join(e.hostDir(t, pv), "secret")
-	eventually(t, "the owner's file", podTimeout, func(context.Context) (bool, error) {
+	waiter(t, podTimeout).Eventually("the owner's file", func(context.Context) (bool, error) {
 		_, err := os.Stat(secret)
 		return err == nil, nil
 	})
@@ -38,12 +38,12 @@ func TestNestedTemplatesAcrossNamespaces(t *testing.T) {
 	// Mallory's claim is named like the team's namespace: its directory would be the parent of the
 	// team's volume. It is refused, with an event that says why.
 	e.createClaim(t, mallory, team, byName, corev1.ReadWriteMany)
-	e.waitEvent(t, mallory, team, "ProvisioningFailed", "already exists", "no Stowage volume owns it")
+	e.kube(t, mallory).WaitEvent("PersistentVolumeClaim", team, "ProvisioningFailed", "already exists", "no Stowage volume owns it")
 	c, err := e.client.CoreV1().PersistentVolumeClaims(mallory).Get(context.Background(), team, metav1.GetOptions{})
 	if err != nil || c.Status.Phase != corev1.ClaimPending {
 		t.Fatalf("mallory's claim: %v, phase %v; want Pending", err, c.Status.Phase)
 	}
-	e.deleteClaim(t, mallory, team)
+	e.kube(t, mallory).DeleteClaim(team)
 
 	// The team's volume is untouched and still works.
 	e.deletePod(t, team, "owner")
@@ -87,18 +87,18 @@ func TestReadOnlyManyAfterRecycle(t *testing.T) {
 			},
 		},
 	})
-	pv := e.waitBound(t, ns, "first")
+	pv := e.kube(t, ns).WaitBound("first")
 	t.Cleanup(func() { e.patchPVIfExists(t, pv.Name, `{"spec":{"persistentVolumeReclaimPolicy":"Delete"}}`) })
 	if pv.Spec.CSI.ReadOnly {
 		t.Fatalf("PV %s made for a writer is read-only", pv.Name)
 	}
-	e.deleteClaim(t, ns, "first")
-	e.waitPVPhase(t, pv.Name, corev1.VolumeAvailable)
+	e.kube(t, ns).DeleteClaim("first")
+	e.kube(t, ns).WaitPVPhase(pv.Name, corev1.VolumeAvailable)
 
 	e.createClaim(t, ns, "reader", class, corev1.ReadOnlyMany)
 	e.createPod(t, ns, "reader", "sleep 3600", podVolume{claim: "reader", path: "/data"})
 	e.waitPodReady(t, ns, "reader")
-	if got := e.waitBound(t, ns, "reader"); got.Name != pv.Name {
+	if got := e.kube(t, ns).WaitBound("reader"); got.Name != pv.Name {
 		t.Fatalf("the ReadOnlyMany claim bound %s, want the recycled %s", got.Name, pv.Name)
 	}
 	out, err := execIn(ns, "reader", "", "touch /data/x")

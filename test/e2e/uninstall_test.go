@@ -43,7 +43,7 @@ func TestHelmUninstall(t *testing.T) {
 	})
 
 	selector := metav1.ListOptions{LabelSelector: "app.kubernetes.io/instance=" + releaseName}
-	eventually(t, "no stowage pods", podTimeout, func(ctx context.Context) (bool, error) {
+	waiter(t, podTimeout).Eventually("no stowage pods", func(ctx context.Context) (bool, error) {
 		pods, err := e.client.CoreV1().Pods(releaseNamespace).List(ctx, selector)
 		return err == nil && len(pods.Items) == 0, err
 	})
@@ -98,7 +98,7 @@ func TestHelmUninstall(t *testing.T) {
 		}
 	}
 	// The plugin's registration socket goes with its pod; kubelet then drops the driver from the node.
-	eventually(t, "kubelet to forget "+driverName, podTimeout, func(ctx context.Context) (bool, error) {
+	waiter(t, podTimeout).Eventually("kubelet to forget "+driverName, func(ctx context.Context) (bool, error) {
 		n, err := e.client.StorageV1().CSINodes().Get(ctx, e.nodeName, metav1.GetOptions{})
 		if err != nil {
 			return false, err

@@ -32,7 +32,7 @@ func TestUsageInKubeletMetrics(t *testing.T) {
 	}
 	const size = 32 << 20 // createClaim's
 	for name := range claims {
-		eventually(t, "kubelet's volume stats of claim "+name, 3*time.Minute, func(ctx context.Context) (bool, error) {
+		waiter(t, 3*time.Minute).Eventually("kubelet's volume stats of claim "+name, func(ctx context.Context) (bool, error) {
 			m, err := e.kubeletVolumeStats(ctx, ns, name)
 			if err != nil || len(m) == 0 {
 				return false, err

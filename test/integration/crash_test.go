@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -74,7 +75,7 @@ func (h *harness) denyPVs(op admissionv1.OperationType) (lift func()) {
 			h.t.Fatal(err)
 		}
 	}
-	denied := func() (bool, string) {
+	denied := func(context.Context) (bool, error) {
 		var err error
 		dry := []string{metav1.DryRunAll}
 		if op == admissionv1.Delete {
@@ -82,14 +83,14 @@ func (h *harness) denyPVs(op admissionv1.OperationType) (lift func()) {
 		} else {
 			_, err = pvs.Create(h.ctx, probe, metav1.CreateOptions{DryRun: dry})
 		}
-		return apierrors.IsInvalid(err) || apierrors.IsForbidden(err), fmt.Sprint(err)
+		return apierrors.IsInvalid(err) || apierrors.IsForbidden(err), fmt.Errorf("dry-run answered: %v", err)
 	}
-	eventually(h.t, wait, "admission policy "+name+" in force", denied)
+	h.Eventually("admission policy "+name+" in force", denied)
 	lift = func() {
 		_ = bindings.Delete(h.ctx, name, metav1.DeleteOptions{})
 		_ = vap.Delete(h.ctx, name, metav1.DeleteOptions{})
-		eventually(h.t, wait, "admission policy "+name+" lifted", func() (bool, string) {
-			ok, state := denied()
+		h.Eventually("admission policy "+name+" lifted", func(ctx context.Context) (bool, error) {
+			ok, state := denied(ctx)
 			return !ok, state
 		})
 		if op == admissionv1.Delete {
@@ -106,10 +107,10 @@ func (h *harness) denyPVs(op admissionv1.OperationType) (lift func()) {
 // waitLog waits until p's log (of its current run) contains s.
 func waitLog(t *testing.T, p *proc, s string) {
 	t.Helper()
-	eventually(t, wait, fmt.Sprintf("%q in the log of %s", s, p.name), func() (bool, string) {
+	waiter(t, wait).Eventually(fmt.Sprintf("%q in the log of %s", s, p.name), func(context.Context) (bool, error) {
 		log := p.log()
 		current := log[strings.LastIndex(log, "===== start"):]
-		return strings.Contains(current, s), ""
+		return strings.Contains(current, s), nil
 	})
 }
 
@@ -132,7 +133,7 @@ func TestKillDuringProvisioning(t *testing.T) {
 			p.kill()
 			lift()
 			p.restart()
-			pv := h.waitBound(pvc.Name)
+			pv := h.WaitBound(pvc.Name)
 			if want := "pvc-" + string(pvc.UID); pv.Name != want {
 				t.Errorf("PV %s, want %s", pv.Name, want)
 			}
@@ -167,7 +168,7 @@ func TestKillDuringDeletion(t *testing.T) {
 			p := h.procs[i]
 			pv, dir := bindWithData(h, b, b.name+"-data", b.class("crash", nil))
 			lift := h.denyPVs(admissionv1.Delete)
-			h.deleteClaim(b.name + "-data")
+			h.DeleteClaim(b.name + "-data")
 			waitLog(t, p, "Failed to delete persistentvolume")
 			if _, err := os.Lstat(dir); !os.IsNotExist(err) {
 				t.Fatalf("volume directory %s should be gone before the PV delete is attempted (%v)", dir, err)
@@ -175,7 +176,7 @@ func TestKillDuringDeletion(t *testing.T) {
 			p.kill()
 			lift()
 			p.restart()
-			h.waitPVGone(pv.Name)
+			h.WaitPVGone(pv.Name)
 			h.expectNoVolumes(b)
 		})
 		t.Run(b.name+"-down-at-release", func(t *testing.T) {
@@ -183,10 +184,10 @@ func TestKillDuringDeletion(t *testing.T) {
 			p := h.procs[i]
 			pv, dir := bindWithData(h, b, b.name+"-down", b.class("down", nil))
 			p.kill()
-			h.deleteClaim(b.name + "-down")
-			h.waitPVPhase(pv.Name, v1.VolumeReleased)
+			h.DeleteClaim(b.name + "-down")
+			h.WaitPVPhase(pv.Name, v1.VolumeReleased)
 			p.restart()
-			h.waitPVGone(pv.Name)
+			h.WaitPVGone(pv.Name)
 			if _, err := os.Lstat(dir); !os.IsNotExist(err) {
 				t.Errorf("volume directory %s still exists (%v)", dir, err)
 			}
@@ -207,15 +208,15 @@ func TestPVDeletedBeforeClaim(t *testing.T) {
 			if err := h.c.CoreV1().PersistentVolumes().Delete(h.ctx, pv.Name, metav1.DeleteOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			terminating, err := h.getPV(pv.Name)
+			terminating, err := h.GetPV(pv.Name)
 			if err != nil || terminating.DeletionTimestamp == nil {
 				t.Fatalf("PV after delete: %v, deletionTimestamp %v; want it kept while its claim exists", err, terminating)
 			}
 			if got := readTree(t, dir); !sameTree(got, sample) {
 				t.Errorf("the data of a PV whose claim still exists changed: %v", got)
 			}
-			h.deleteClaim(b.name + "-data")
-			h.waitPVGone(pv.Name)
+			h.DeleteClaim(b.name + "-data")
+			h.WaitPVGone(pv.Name)
 			if _, err := os.Lstat(dir); !os.IsNotExist(err) {
 				t.Errorf("volume directory %s still exists (%v)", dir, err)
 			}

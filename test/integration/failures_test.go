@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"context"
+	"errors"
 	"os"
 	"testing"
 
@@ -53,13 +55,13 @@ func TestProvisioningFailures(t *testing.T) {
 	h.claim("local-full", localSC, local.node, "1Pi", rwo)
 	cases = append(cases, failure{claim: "local-full", wants: []string{"available"}, check: func(t *testing.T, h *harness) {
 		// The node is full: the claim goes back to the scheduler for another.
-		eventually(t, wait, "selected-node cleared for rescheduling", func() (bool, string) {
-			pvc, err := h.getClaim("local-full")
+		h.Eventually("selected-node cleared for rescheduling", func(context.Context) (bool, error) {
+			pvc, err := h.GetClaim("local-full")
 			if err != nil {
-				return false, err.Error()
+				return false, err
 			}
 			_, set := pvc.Annotations[annNode]
-			return !set, "annotation still set"
+			return !set, errors.New("annotation still set")
 		})
 	}})
 
@@ -79,7 +81,7 @@ func TestProvisioningFailures(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.claim, func(t *testing.T) {
 			h := h.sub(t)
-			msg := h.waitEvent("PersistentVolumeClaim", c.claim, "ProvisioningFailed", c.wants...)
+			msg := h.WaitEvent("PersistentVolumeClaim", c.claim, "ProvisioningFailed", c.wants...)
 			t.Logf("event: %s", msg)
 			if c.check != nil {
 				c.check(t, h)

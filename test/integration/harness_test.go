@@ -19,20 +19,33 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/stowage-csi/stowage/pkg/volumeid"
+	"github.com/stowage-csi/stowage/test/internal/kit"
 )
 
-// How long to wait for something that should happen at once. Generous:
-// the machine is small and shared; this bounds a hang, it is no benchmark.
+// How long to wait for something that should happen at once, and how often
+// to look. Generous: the machine is small and shared; this bounds a hang, it
+// is no benchmark.
 const (
 	wait     = 90 * time.Second
+	poll     = 200 * time.Millisecond
 	annNode  = "volume.kubernetes.io/selected-node"
 	nodeTopo = "topology.stowage.io/node"
 )
 
+// waiter waits for t with the tier's poll interval.
+func waiter(t *testing.T, timeout time.Duration) kit.Waiter {
+	return kit.Waiter{T: t, Timeout: timeout, Poll: poll}
+}
+
 // harness is one test's world: its own driver name (so its StorageClasses,
 // lease and PVs are its own), namespace, nodes, base paths and NFS
-// subdirectory, and the stowage processes it started.
+// subdirectory, and the stowage processes it started. The embedded kit.Kube
+// (same test, client and namespace as t, c and ns) gives it the shared waits:
+// h.WaitBound(claim), h.WaitPVPhase(pv, phase), h.WaitPVGone(pv),
+// h.DeleteClaim(claim), h.WaitEvent(kind, name, reason, wants...),
+// h.Eventually(what, cond), each bounded by wait.
 type harness struct {
+	kit.Kube
 	t      *testing.T
 	ctx    context.Context
 	c      kubernetes.Interface
@@ -58,7 +71,8 @@ func newHarness(t *testing.T) *harness {
 	}
 	id := fmt.Sprintf("%s-%04x", short, rand.IntN(0x10000))
 	h := &harness{
-		t: t, ctx: context.Background(), c: env.client, id: id,
+		Kube: kit.Kube{Waiter: waiter(t, wait), Client: env.client, NS: id},
+		t:    t, ctx: context.Background(), c: env.client, id: id,
 		driver: id + ".it.stowage.io", ns: id, logDir: filepath.Join(env.logs, id),
 		bases: map[string]string{},
 	}
@@ -77,6 +91,7 @@ func newHarness(t *testing.T) *harness {
 func (h *harness) sub(t *testing.T) *harness {
 	c := *h
 	c.t = t
+	c.Kube = h.For(t)
 	return &c
 }
 
@@ -236,118 +251,6 @@ func (h *harness) claim(name string, sc *storagev1.StorageClass, node string, si
 		h.t.Fatalf("create claim %s: %v", name, err)
 	}
 	return out
-}
-
-func (h *harness) getClaim(name string) (*v1.PersistentVolumeClaim, error) {
-	return h.c.CoreV1().PersistentVolumeClaims(h.ns).Get(h.ctx, name, metav1.GetOptions{})
-}
-
-func (h *harness) getPV(name string) (*v1.PersistentVolume, error) {
-	return h.c.CoreV1().PersistentVolumes().Get(h.ctx, name, metav1.GetOptions{})
-}
-
-// waitBound waits for the claim to be Bound and returns its PV.
-func (h *harness) waitBound(claim string) *v1.PersistentVolume {
-	h.t.Helper()
-	var pvName string
-	eventually(h.t, wait, "claim "+claim+" Bound", func() (bool, string) {
-		pvc, err := h.getClaim(claim)
-		if err != nil {
-			return false, err.Error()
-		}
-		pvName = pvc.Spec.VolumeName
-		return pvc.Status.Phase == v1.ClaimBound, fmt.Sprintf("phase %s, events: %s", pvc.Status.Phase, h.eventsOf("PersistentVolumeClaim", claim))
-	})
-	pv, err := h.getPV(pvName)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return pv
-}
-
-func (h *harness) deleteClaim(name string) {
-	h.t.Helper()
-	if err := h.c.CoreV1().PersistentVolumeClaims(h.ns).Delete(h.ctx, name, metav1.DeleteOptions{}); err != nil {
-		h.t.Fatalf("delete claim %s: %v", name, err)
-	}
-	eventually(h.t, wait, "claim "+name+" gone", func() (bool, string) {
-		_, err := h.getClaim(name)
-		return apierrors.IsNotFound(err), fmt.Sprint(err)
-	})
-}
-
-func (h *harness) waitPVPhase(name string, phase v1.PersistentVolumePhase) *v1.PersistentVolume {
-	h.t.Helper()
-	var pv *v1.PersistentVolume
-	eventually(h.t, wait, "PV "+name+" "+string(phase), func() (bool, string) {
-		var err error
-		if pv, err = h.getPV(name); err != nil {
-			return false, err.Error()
-		}
-		return pv.Status.Phase == phase, fmt.Sprintf("phase %s %q, events: %s", pv.Status.Phase, pv.Status.Message, h.eventsOf("PersistentVolume", name))
-	})
-	return pv
-}
-
-func (h *harness) waitPVGone(name string) {
-	h.t.Helper()
-	eventually(h.t, wait, "PV "+name+" deleted", func() (bool, string) {
-		pv, err := h.getPV(name)
-		if apierrors.IsNotFound(err) {
-			return true, ""
-		}
-		if err != nil {
-			return false, err.Error()
-		}
-		return false, fmt.Sprintf("phase %s, finalizers %v, events: %s", pv.Status.Phase, pv.Finalizers, h.eventsOf("PersistentVolume", name))
-	})
-}
-
-// events lists the events about one object as "Reason: message" lines.
-func (h *harness) events(kind, name string) []string {
-	ns := h.ns
-	if kind == "PersistentVolume" || kind == "Node" {
-		ns = "" // events about cluster-scoped objects land in "default"
-	}
-	list, err := h.c.CoreV1().Events(ns).List(h.ctx, metav1.ListOptions{
-		FieldSelector: "involvedObject.kind=" + kind + ",involvedObject.name=" + name,
-	})
-	if err != nil {
-		return []string{err.Error()}
-	}
-	var out []string
-	for _, e := range list.Items {
-		out = append(out, e.Reason+": "+e.Message)
-	}
-	return out
-}
-
-func (h *harness) eventsOf(kind, name string) string {
-	return strings.Join(h.events(kind, name), " | ")
-}
-
-// waitEvent waits for an event with reason whose message contains every
-// one of wants, and returns the message.
-func (h *harness) waitEvent(kind, name, reason string, wants ...string) string {
-	h.t.Helper()
-	var msg string
-	eventually(h.t, wait, fmt.Sprintf("%s event on %s %s mentioning %q", reason, kind, name, wants), func() (bool, string) {
-		for _, e := range h.events(kind, name) {
-			if !strings.HasPrefix(e, reason+": ") {
-				continue
-			}
-			ok := true
-			for _, w := range wants {
-				ok = ok && strings.Contains(e, w)
-			}
-			if ok {
-				msg = e
-				return true, ""
-			}
-		}
-		return false, h.eventsOf(kind, name)
-	})
-	return msg
 }
 
 // pvsOfDriver lists the PVs of this test's driver.

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -26,9 +27,9 @@ func TestTwoControllerReplicas(t *testing.T) {
 		return *lease.Spec.HolderIdentity
 	}
 	var leader string
-	eventually(t, wait, "a replica holding lease "+h.driver, func() (bool, string) {
+	h.Eventually("a replica holding lease "+h.driver, func(context.Context) (bool, error) {
 		leader = holder()
-		return replicas[leader] != nil, "holder " + leader
+		return replicas[leader] != nil, fmt.Errorf("holder %q", leader)
 	})
 	follower := "replica-a"
 	if leader == follower {
@@ -41,7 +42,7 @@ func TestTwoControllerReplicas(t *testing.T) {
 		h.claim(fmt.Sprintf("first-%d", i), sc, "", "64Mi", modes)
 	}
 	for i := range 3 {
-		h.waitBound(fmt.Sprintf("first-%d", i))
+		h.WaitBound(fmt.Sprintf("first-%d", i))
 	}
 	if n := strings.Count(replicas[leader].log(), `"Provisioned volume"`); n != 3 {
 		t.Errorf("leader %s provisioned %d volumes, want 3", leader, n)
@@ -52,11 +53,11 @@ func TestTwoControllerReplicas(t *testing.T) {
 
 	// A crash, not a clean exit: the lease is not released and has to expire.
 	replicas[leader].kill()
-	eventually(t, wait, follower+" taking over the lease", func() (bool, string) {
-		return holder() == follower, "holder " + holder()
+	h.Eventually(follower+" taking over the lease", func(context.Context) (bool, error) {
+		return holder() == follower, fmt.Errorf("holder %q", holder())
 	})
 	h.claim("after-failover", sc, "", "64Mi", modes)
-	h.waitBound("after-failover")
+	h.WaitBound("after-failover")
 	if !strings.Contains(replicas[follower].log(), `"Provisioned volume"`) {
 		t.Errorf("the new leader %s did not provision the new claim", follower)
 	}

@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -42,8 +44,8 @@ func TestAccessModes(t *testing.T) {
 		t.Run(r.claim, func(t *testing.T) {
 			h := h.sub(t)
 			if r.refused {
-				h.waitEvent("PersistentVolumeClaim", r.claim, "ProvisioningFailed", string(r.mode), "local backend", "NFS")
-				pvc, err := h.getClaim(r.claim)
+				h.WaitEvent("PersistentVolumeClaim", r.claim, "ProvisioningFailed", string(r.mode), "local backend", "NFS")
+				pvc, err := h.GetClaim(r.claim)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -52,7 +54,7 @@ func TestAccessModes(t *testing.T) {
 				}
 				return
 			}
-			pv := h.waitBound(r.claim)
+			pv := h.WaitBound(r.claim)
 			checkPV(t, h, pv, r.class, r.mode, r.backend)
 		})
 	}
@@ -74,13 +76,13 @@ func TestAccessModes(t *testing.T) {
 	t.Run("metrics", func(t *testing.T) {
 		for _, p := range h.procs {
 			var text string
-			eventually(t, wait, p.name+" provisioning metrics", func() (bool, string) {
+			waiter(t, wait).Eventually(p.name+" provisioning metrics", func(context.Context) (bool, error) {
 				var err error
 				text, err = p.metrics()
 				if err != nil {
-					return false, err.Error()
+					return false, err
 				}
-				return strings.Contains(text, "controller_persistentvolumeclaim_provision_total{"), "no provision_total yet"
+				return strings.Contains(text, "controller_persistentvolumeclaim_provision_total{"), errors.New("no provision_total yet")
 			})
 		}
 	})
@@ -138,7 +140,7 @@ func TestLocalImmediateBinding(t *testing.T) {
 	h.controller("controller", false)
 	sc := h.class("local-now", map[string]string{"backend": "local"}, storagev1.VolumeBindingImmediate)
 	h.claim("data", sc, "", "64Mi", []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce})
-	h.waitEvent("PersistentVolumeClaim", "data", "ProvisioningFailed", "volumeBindingMode", "WaitForFirstConsumer")
+	h.WaitEvent("PersistentVolumeClaim", "data", "ProvisioningFailed", "volumeBindingMode", "WaitForFirstConsumer")
 	if pvs := h.pvsOfDriver(); len(pvs) != 0 {
 		t.Errorf("%d PVs were made for a claim that was refused", len(pvs))
 	}

@@ -2,6 +2,8 @@ package integration
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -80,16 +82,16 @@ func (p *proc) start() {
 // for the lease as a standby).
 func (p *proc) waitHealthy() {
 	p.t.Helper()
-	eventually(p.t, 60*time.Second, p.name+" healthy", func() (bool, string) {
+	waiter(p.t, 60*time.Second).Eventually(p.name+" healthy", func(context.Context) (bool, error) {
 		if p.exited() {
 			p.t.Fatalf("%s exited:\n%s", p.name, p.tail(30))
 		}
 		resp, err := http.Get("http://" + p.health + "/healthz/provisioner")
 		if err != nil {
-			return false, err.Error()
+			return false, err
 		}
 		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, resp.Status
+		return resp.StatusCode == http.StatusOK, errors.New(resp.Status)
 	})
 }
 
@@ -180,25 +182,4 @@ func freeAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
-}
-
-// eventually polls cond until it holds, failing the test after timeout.
-// The timeout bounds a hang; it is not a speed requirement.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if state != "" {
-			last = state
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after %v waiting for %s; last state: %s", timeout, what, last)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }

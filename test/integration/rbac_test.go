@@ -3,6 +3,7 @@ package integration
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -142,19 +143,19 @@ func TestRBACNodePlugin(t *testing.T) {
 			"--endpoint=unix://"+filepath.Join(hs.sockDir(), "csi.sock"), "--provisioner=true"))
 		sc := hs.localClass("local", nil)
 		hs.claim("vol", sc, nodeA, "64Mi", []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce})
-		pv := hs.waitBound("vol")
+		pv := hs.WaitBound("vol")
 		if !strings.HasPrefix(pv.Spec.CSI.VolumeHandle, prefix) {
 			t.Errorf("PV %s has handle %s, want %s...", pv.Name, pv.Spec.CSI.VolumeHandle, prefix)
 		}
-		eventually(t, wait, "the provisioner's finalizer on "+pv.Name, func() (bool, string) {
-			got, err := hs.getPV(pv.Name)
+		hs.Eventually("the provisioner's finalizer on "+pv.Name, func(context.Context) (bool, error) {
+			got, err := hs.GetPV(pv.Name)
 			if err != nil {
-				return false, err.Error()
+				return false, err
 			}
-			return slices.Contains(got.Finalizers, "external-provisioner.volume.kubernetes.io/finalizer"), fmt.Sprint(got.Finalizers)
+			return slices.Contains(got.Finalizers, "external-provisioner.volume.kubernetes.io/finalizer"), fmt.Errorf("finalizers %v", got.Finalizers)
 		})
-		hs.deleteClaim("vol")
-		hs.waitPVGone(pv.Name)
+		hs.DeleteClaim("vol")
+		hs.WaitPVGone(pv.Name)
 	})
 }
 
@@ -347,13 +348,13 @@ func (h *harness) expectIdentity(c kubernetes.Interface, sa, node string) {
 func (h *harness) waitNodePolicy(c kubernetes.Interface, otherNode string) {
 	h.t.Helper()
 	a := &pvAPI{h: h, c: c}
-	eventually(h.t, 30*time.Second, "the node policy to refuse a PV of another node", func() (bool, string) {
+	h.Within(30*time.Second).Eventually("the node policy to refuse a PV of another node", func(context.Context) (bool, error) {
 		err := a.create("probe", h.driver, "local#"+otherNode+"#probe")
 		if err == nil {
 			_ = h.c.CoreV1().PersistentVolumes().Delete(h.ctx, h.id+"-probe", metav1.DeleteOptions{})
-			return false, "the node plugin's token created a PV on node " + otherNode + " (no policy in force)"
+			return false, errors.New("the node plugin's token created a PV on node " + otherNode + " (no policy in force)")
 		}
-		return apierrors.IsForbidden(err) && strings.Contains(err.Error(), "Stowage node plugin on node"), err.Error()
+		return apierrors.IsForbidden(err) && strings.Contains(err.Error(), "Stowage node plugin on node"), err
 	})
 	list, err := h.c.AdmissionregistrationV1().ValidatingAdmissionPolicies().List(h.ctx, metav1.ListOptions{})
 	if err != nil {
@@ -363,18 +364,18 @@ func (h *harness) waitNodePolicy(c kubernetes.Interface, otherNode string) {
 		if !strings.HasPrefix(p.Name, h.id) {
 			continue
 		}
-		eventually(h.t, 30*time.Second, "type checking of policy "+p.Name, func() (bool, string) {
+		h.Within(30*time.Second).Eventually("type checking of policy "+p.Name, func(context.Context) (bool, error) {
 			got, err := h.c.AdmissionregistrationV1().ValidatingAdmissionPolicies().Get(h.ctx, p.Name, metav1.GetOptions{})
 			if err != nil {
-				return false, err.Error()
+				return false, err
 			}
 			if got.Status.ObservedGeneration != got.Generation || got.Status.TypeChecking == nil {
-				return false, "not checked yet"
+				return false, errors.New("not checked yet")
 			}
 			for _, w := range got.Status.TypeChecking.ExpressionWarnings {
 				h.t.Errorf("policy %s: %s: %s", p.Name, w.FieldRef, w.Warning)
 			}
-			return true, ""
+			return true, nil
 		})
 	}
 }
@@ -485,7 +486,7 @@ func (h *harness) adminClaim(name, node string) string {
 // annotateClaim updates a claim as c, the way the provisioner library does (an Update, not a Patch).
 func (h *harness) annotateClaim(c kubernetes.Interface, name string) error {
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		pvc, err := h.getClaim(name)
+		pvc, err := h.GetClaim(name)
 		if err != nil {
 			h.t.Fatal(err)
 		}

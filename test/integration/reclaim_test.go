@@ -1,10 +1,11 @@
 package integration
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
@@ -19,7 +20,7 @@ const libFinalizer = "external-provisioner.volume.kubernetes.io/finalizer"
 func bindWithData(h *harness, b backend, claim string, sc *storagev1.StorageClass) (*v1.PersistentVolume, string) {
 	h.t.Helper()
 	h.claimOn(b, claim, sc)
-	pv := h.waitBound(claim)
+	pv := h.WaitBound(claim)
 	dir := h.volumeDir(pv)
 	writeTree(h.t, dir, sample)
 	return pv, dir
@@ -33,15 +34,15 @@ func TestReclaimDelete(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			h := h.sub(t)
 			pv, dir := bindWithData(h, b, b.name+"-data", b.class("delete", nil))
-			eventually(t, wait, "the provisioner's finalizer on "+pv.Name, func() (bool, string) {
-				pv, err := h.getPV(pv.Name)
+			h.Eventually("the provisioner's finalizer on "+pv.Name, func(context.Context) (bool, error) {
+				pv, err := h.GetPV(pv.Name)
 				if err != nil {
-					return false, err.Error()
+					return false, err
 				}
-				return slices.Contains(pv.Finalizers, libFinalizer), strings.Join(pv.Finalizers, ",")
+				return slices.Contains(pv.Finalizers, libFinalizer), fmt.Errorf("finalizers %v", pv.Finalizers)
 			})
-			h.deleteClaim(b.name + "-data")
-			h.waitPVGone(pv.Name)
+			h.DeleteClaim(b.name + "-data")
+			h.WaitPVGone(pv.Name)
 			if _, err := os.Lstat(dir); !os.IsNotExist(err) {
 				t.Errorf("volume directory %s still exists after Delete (%v)", dir, err)
 			}
@@ -55,8 +56,8 @@ func TestReclaimDelete(t *testing.T) {
 	t.Run("nfs onDelete=archive", func(t *testing.T) {
 		h := h.sub(t)
 		pv, dir := bindWithData(h, b, "archived", b.class("archive", map[string]string{"onDelete": "archive"}))
-		h.deleteClaim("archived")
-		h.waitPVGone(pv.Name)
+		h.DeleteClaim("archived")
+		h.WaitPVGone(pv.Name)
 		if _, err := os.Lstat(dir); !os.IsNotExist(err) {
 			t.Errorf("volume directory %s still exists after archiving (%v)", dir, err)
 		}
@@ -71,8 +72,8 @@ func TestReclaimDelete(t *testing.T) {
 	t.Run("nfs onDelete=retain", func(t *testing.T) {
 		h := h.sub(t)
 		pv, dir := bindWithData(h, b, "kept", b.class("keep", map[string]string{"onDelete": "retain"}))
-		h.deleteClaim("kept")
-		h.waitPVGone(pv.Name)
+		h.DeleteClaim("kept")
+		h.WaitPVGone(pv.Name)
 		if got := readTree(t, dir); !sameTree(got, sample) {
 			t.Errorf("kept directory %s holds %v, want %v", dir, got, sample)
 		}
@@ -90,8 +91,8 @@ func TestReclaimRetain(t *testing.T) {
 			h := h.sub(t)
 			sc := b.class("retain", nil, func(sc *storagev1.StorageClass) { sc.ReclaimPolicy = &retain })
 			pv, dir := bindWithData(h, b, b.name+"-data", sc)
-			h.deleteClaim(b.name + "-data")
-			released := h.waitPVPhase(pv.Name, v1.VolumeReleased)
+			h.DeleteClaim(b.name + "-data")
+			released := h.WaitPVPhase(pv.Name, v1.VolumeReleased)
 			if slices.Contains(released.Finalizers, libFinalizer) {
 				t.Errorf("a Retain PV carries the deletion finalizer %s", libFinalizer)
 			}
@@ -102,7 +103,7 @@ func TestReclaimRetain(t *testing.T) {
 			if err := h.c.CoreV1().PersistentVolumes().Delete(h.ctx, pv.Name, metav1.DeleteOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			h.waitPVGone(pv.Name)
+			h.WaitPVGone(pv.Name)
 			if got := readTree(t, dir); !sameTree(got, sample) {
 				t.Errorf("after the PV was deleted, %s holds %v, want the data kept %v", dir, got, sample)
 			}
@@ -122,8 +123,8 @@ func TestReclaimRecycle(t *testing.T) {
 			if pv.Spec.PersistentVolumeReclaimPolicy != v1.PersistentVolumeReclaimRecycle {
 				t.Fatalf("PV policy %s, want Recycle from the class parameter", pv.Spec.PersistentVolumeReclaimPolicy)
 			}
-			h.deleteClaim(b.name + "-first")
-			available := h.waitPVPhase(pv.Name, v1.VolumeAvailable)
+			h.DeleteClaim(b.name + "-first")
+			available := h.WaitPVPhase(pv.Name, v1.VolumeAvailable)
 			if available.Spec.ClaimRef != nil {
 				t.Errorf("recycled PV still has claimRef %+v", available.Spec.ClaimRef)
 			}
@@ -133,8 +134,8 @@ func TestReclaimRecycle(t *testing.T) {
 			if got := readTree(t, dir); got == nil || len(got) != 0 {
 				t.Errorf("recycled volume %s holds %v, want an empty directory", dir, got)
 			}
-			h.waitEvent("PersistentVolume", pv.Name, "RecycleStarted")
-			h.waitEvent("PersistentVolume", pv.Name, "VolumeRecycled")
+			h.WaitEvent("PersistentVolume", pv.Name, "RecycleStarted")
+			h.WaitEvent("PersistentVolume", pv.Name, "VolumeRecycled")
 
 			// The next claim gets the same PV. A local class waits for the
 			// first consumer, so the claim names the PV as the scheduler
@@ -145,7 +146,7 @@ func TestReclaimRecycle(t *testing.T) {
 				h.claim(b.name+"-second", sc, "", "64Mi", []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce},
 					func(c *v1.PersistentVolumeClaim) { c.Spec.VolumeName = pv.Name })
 			}
-			again := h.waitBound(b.name + "-second")
+			again := h.WaitBound(b.name + "-second")
 			if again.Name != pv.Name {
 				t.Errorf("the new claim got PV %s, want the recycled %s", again.Name, pv.Name)
 			}
@@ -166,8 +167,8 @@ func TestRecycleResumesAfterCrash(t *testing.T) {
 			p := h.procs[i]
 			pv, dir := bindWithData(h, b, b.name+"-data", b.class("resume", map[string]string{"reclaimPolicy": "Recycle"}))
 			p.kill()
-			h.deleteClaim(b.name + "-data")
-			released := h.waitPVPhase(pv.Name, v1.VolumeFailed) // "No recycler plugin found"
+			h.DeleteClaim(b.name + "-data")
+			released := h.WaitPVPhase(pv.Name, v1.VolumeFailed) // "No recycler plugin found"
 			released.Annotations["stowage.io/recycling-claim-uid"] = string(released.Spec.ClaimRef.UID)
 			if _, err := h.c.CoreV1().PersistentVolumes().Update(h.ctx, released, metav1.UpdateOptions{}); err != nil {
 				t.Fatal(err)
@@ -176,8 +177,8 @@ func TestRecycleResumesAfterCrash(t *testing.T) {
 				t.Fatal(err)
 			}
 			p.restart()
-			h.waitPVPhase(pv.Name, v1.VolumeAvailable)
-			h.waitEvent("PersistentVolume", pv.Name, "RecycleStarted", "Resuming")
+			h.WaitPVPhase(pv.Name, v1.VolumeAvailable)
+			h.WaitEvent("PersistentVolume", pv.Name, "RecycleStarted", "Resuming")
 			if got := readTree(t, dir); got == nil || len(got) != 0 {
 				t.Errorf("volume %s holds %v after the resumed recycle, want an empty directory", dir, got)
 			}

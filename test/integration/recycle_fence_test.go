@@ -139,13 +139,13 @@ func (h *harness) releasedPV(name string) *v1.PersistentVolume {
 		c.Spec.StorageClassName = &empty
 		c.Spec.VolumeName = pv.Name
 	})
-	h.waitBound(name)
-	h.deleteClaim(name)
-	eventually(h.t, wait, "PV "+pv.Name+" released", func() (bool, string) {
-		if pv, err = h.getPV(pv.Name); err != nil {
-			return false, err.Error()
+	h.WaitBound(name)
+	h.DeleteClaim(name)
+	h.Eventually("PV "+pv.Name+" released", func(context.Context) (bool, error) {
+		if pv, err = h.GetPV(pv.Name); err != nil {
+			return false, err
 		}
-		return pv.Status.Phase == v1.VolumeFailed, string(pv.Status.Phase) + " " + pv.Status.Message
+		return pv.Status.Phase == v1.VolumeFailed, fmt.Errorf("phase %s %q", pv.Status.Phase, pv.Status.Message)
 	})
 	return pv
 }
@@ -225,7 +225,7 @@ func TestRecycleFenceTwoRecyclers(t *testing.T) {
 
 	first := recv(t, g.started, wait, "scrub")
 	time.Sleep(3 * lease) // the other would take over a lease that was not renewed
-	if got, _ := h.getPV(pv.Name); got != nil && got.Annotations[reclaim.AnnRecyclingHolder] != h.id+"-"+first {
+	if got, _ := h.GetPV(pv.Name); got != nil && got.Annotations[reclaim.AnnRecyclingHolder] != h.id+"-"+first {
 		t.Errorf("lease holder %q mid-scrub, want %q", got.Annotations[reclaim.AnnRecyclingHolder], h.id+"-"+first)
 	}
 	if n := g.calls.Load(); n != 1 {
@@ -233,7 +233,7 @@ func TestRecycleFenceTwoRecyclers(t *testing.T) {
 	}
 	close(g.open)
 
-	available := h.waitPVPhase(pv.Name, v1.VolumeAvailable)
+	available := h.WaitPVPhase(pv.Name, v1.VolumeAvailable)
 	time.Sleep(2 * lease) // room for a late second scrub or release
 	if n, m := g.calls.Load(), g.maxActive.Load(); n != 1 || m != 1 {
 		t.Errorf("%d scrubs, at most %d at once; want 1 and 1", n, m)
@@ -252,7 +252,7 @@ func TestRecycleFenceTwoRecyclers(t *testing.T) {
 	if got := readTree(t, dir); got == nil || len(got) != 0 {
 		t.Errorf("recycled volume holds %v, want an empty directory", got)
 	}
-	h.waitEvent("PersistentVolume", pv.Name, "VolumeRecycled")
+	h.WaitEvent("PersistentVolume", pv.Name, "VolumeRecycled")
 }
 
 // TestRecycleFenceClaimRefChanged: an admin hands the PV on, or unbinds
@@ -305,7 +305,7 @@ func TestRecycleFenceClaimRefChanged(t *testing.T) {
 
 			edit := tc.change(h, pv)
 			err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-				cur, err := h.getPV(pv.Name)
+				cur, err := h.GetPV(pv.Name)
 				if err != nil {
 					return err
 				}
@@ -319,12 +319,13 @@ func TestRecycleFenceClaimRefChanged(t *testing.T) {
 			changed := time.Now()
 			recv(t, g.stopped, 5*time.Second, "cancellation of the scrub after the claimRef changed")
 			t.Logf("scrub cancelled %v after the change", time.Since(changed).Round(time.Millisecond))
-			h.waitEvent("PersistentVolume", pv.Name, "RecycleStopped", "claimRef changed", "nothing more was removed")
+			h.WaitEvent("PersistentVolume", pv.Name, "RecycleStopped", "claimRef changed", "nothing more was removed")
 
 			close(g.open) // a scrub started now would empty the directory
-			got := h.waitPVPhase(pv.Name, tc.wantPhase)
+			h.WaitPVPhase(pv.Name, tc.wantPhase)
 			time.Sleep(3 * time.Second)
-			if got, err = h.getPV(pv.Name); err != nil {
+			got, err := h.GetPV(pv.Name)
+			if err != nil {
 				t.Fatal(err)
 			}
 			if got.Status.Phase != tc.wantPhase {
@@ -344,7 +345,7 @@ func TestRecycleFenceClaimRefChanged(t *testing.T) {
 			if data := readTree(t, dir); !sameTree(data, sample) {
 				t.Errorf("volume holds %v after the stopped scrub, want the data untouched %v", data, sample)
 			}
-			if evs := h.eventsOf("PersistentVolume", pv.Name); strings.Contains(evs, "VolumeRecycled") {
+			if evs := h.EventsOf("PersistentVolume", pv.Name); strings.Contains(evs, "VolumeRecycled") {
 				t.Errorf("the PV was reported recycled: %s", evs)
 			}
 		})

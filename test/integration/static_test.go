@@ -47,7 +47,7 @@ func (h *harness) staticPV(b backend, dir string, policy v1.PersistentVolumeRecl
 	}
 	// Once the PV controller has seen the PV, a new claim finds it at once
 	// instead of at the controller's next periodic sync.
-	return h.waitPVPhase(pv.Name, v1.VolumeAvailable)
+	return h.WaitPVPhase(pv.Name, v1.VolumeAvailable)
 }
 
 // staticClass is a class name no StorageClass object has: Kubernetes then
@@ -99,27 +99,27 @@ func TestStaticPV(t *testing.T) {
 				pv := h.staticPV(b, rel, policy)
 				claim := b.name + "-" + strings.ToLower(string(policy))
 				h.staticClaim(b, claim, rel)
-				if got := h.waitBound(claim); got.Name != pv.Name {
+				if got := h.WaitBound(claim); got.Name != pv.Name {
 					t.Fatalf("claim bound to %s, want the static PV %s", got.Name, pv.Name)
 				}
-				h.deleteClaim(claim)
+				h.DeleteClaim(claim)
 				switch policy {
 				case v1.PersistentVolumeReclaimRetain:
-					h.waitPVPhase(pv.Name, v1.VolumeReleased)
+					h.WaitPVPhase(pv.Name, v1.VolumeReleased)
 					if got := readTree(t, dir); !sameTree(got, sample) {
 						t.Errorf("retained static volume holds %v, want %v", got, sample)
 					}
 				case v1.PersistentVolumeReclaimRecycle:
-					h.waitPVPhase(pv.Name, v1.VolumeAvailable)
+					h.WaitPVPhase(pv.Name, v1.VolumeAvailable)
 					if got := readTree(t, dir); got == nil || len(got) != 0 {
 						t.Errorf("recycled static volume holds %v, want an empty directory", got)
 					}
 					h.staticClaim(b, claim+"-again", rel)
-					if got := h.waitBound(claim + "-again"); got.Name != pv.Name {
+					if got := h.WaitBound(claim + "-again"); got.Name != pv.Name {
 						t.Errorf("new claim bound to %s, want the recycled %s", got.Name, pv.Name)
 					}
 				case v1.PersistentVolumeReclaimDelete:
-					h.waitPVGone(pv.Name)
+					h.WaitPVGone(pv.Name)
 					if _, err := os.Lstat(dir); !os.IsNotExist(err) {
 						t.Errorf("static volume directory %s still exists after Delete (%v)", dir, err)
 					}
@@ -147,22 +147,22 @@ func TestRecycleChecksClaimUID(t *testing.T) {
 			pv := h.staticPV(b, rel, v1.PersistentVolumeReclaimRecycle)
 			name := b.name + "-reuse"
 			h.staticClaim(b, name, rel)
-			h.waitBound(name)
+			h.WaitBound(name)
 
 			recycler := h.procs[i] // the process that owns this backend
 			recycler.stop()
-			h.deleteClaim(name)
+			h.DeleteClaim(name)
 			// Same name, another class: it must not bind the old PV.
 			h.claim(name, nil, "", "1Gi", []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce}, func(c *v1.PersistentVolumeClaim) {
 				other := h.id + "-nothing"
 				c.Spec.StorageClassName = &other
 			})
 			recycler.restart()
-			h.waitPVPhase(pv.Name, v1.VolumeAvailable)
+			h.WaitPVPhase(pv.Name, v1.VolumeAvailable)
 			if got := readTree(t, dir); got == nil || len(got) != 0 {
 				t.Errorf("volume holds %v after the recycle, want an empty directory", got)
 			}
-			if pvc, err := h.getClaim(name); err != nil || pvc.Status.Phase != v1.ClaimPending {
+			if pvc, err := h.GetClaim(name); err != nil || pvc.Status.Phase != v1.ClaimPending {
 				t.Errorf("the new claim of the same name: %v, phase %v; want it Pending, untouched", err, pvc.Status.Phase)
 			}
 		})

@@ -1,5 +1,5 @@
 #!/bin/sh
-# ganesha.sh start|stop|status|restart — the project's test NFS server.
+# ganesha.sh ensure|release|start|stop|status|restart — the project's test NFS server.
 #
 # Runs NFS-Ganesha (userspace, because this kernel has no nfsd) serving
 # $STOWAGE_NFS_ROOT/export over NFSv3 and NFSv4 at the pseudo path /export,
@@ -15,9 +15,19 @@
 #                     0.0.0.0 serves every address
 #   STOWAGE_NFS_PORT, STOWAGE_NFS_MNT_PORT  (default 2049, 20048)
 #
-# `start` prints the export directory on stdout (progress goes to stderr), so
-#   EXPORT_DIR=$(test/nfs/ganesha.sh start)
-# works. Starting when already running is a no-op; `stop` stops only what this
+# `ensure` is what every tier calls: it reuses a server that already serves
+# what was asked (this root's, or another run's: any address and directory
+# unless STOWAGE_NFS_BIND / STOWAGE_NFS_ROOT are set, then those), else starts
+# one, and prints on stdout, as shell assignments, what to use:
+#   STOWAGE_NFS_SERVER, STOWAGE_NFS_SHARE (/export), STOWAGE_NFS_EXPORT_DIR
+#   (the directory behind it), STOWAGE_NFS_SMALL_SHARE (/small, or empty),
+#   STOWAGE_NFS_ROOT and STOWAGE_NFS_BIND (of the server used, for
+#   in-mount-ns.sh and stop), STOWAGE_NFS_STARTED (1 if ensure started it).
+# So a caller does
+#   set -a; eval "$(test/nfs/ganesha.sh ensure)"; set +a
+#   trap 'test/nfs/ganesha.sh release' EXIT   # stops it only if STARTED=1
+# `start` prints the export directory on stdout (progress goes to stderr).
+# Starting when already running is a no-op; `stop` stops only what this
 # script started (an rpcbind that was already running is left alone).
 set -eu
 
@@ -48,7 +58,7 @@ alive() {
 	[ "$state" != Z ] && [ "$comm" = "$2" ]
 }
 
-pid_of() { [ -r "$1" ] && cat "$1" 2>/dev/null || true; }
+pid_of() { if [ -r "$1" ]; then cat "$1" 2>/dev/null || true; fi; }
 
 # Live processes named $1 (zombies excluded).
 live_pids() {
@@ -264,10 +274,93 @@ do_status() {
 	return 3
 }
 
+# conf_value CONF KEY: the value of the first "KEY = value;" in a ganesha config.
+conf_value() {
+	awk -v key="$2" '$1 == key { v = $3; sub(/;$/, "", v); print v; exit }' "$1"
+}
+
+# export_of CONF PSEUDO: the directory behind export PSEUDO in a ganesha config.
+export_of() {
+	awk -v want="$2;" '/^EXPORT/ { path = "" } $1 == "Path" { path = $3; sub(/;$/, "", path) }
+		$1 == "Pseudo" && $3 == want { print path; exit }' "$1"
+}
+
+# config_of PID: the config file a running ganesha.nfsd was started with (-f).
+config_of() {
+	conf=$(tr '\0' '\n' <"/proc/$1/cmdline" 2>/dev/null | awk 'prev == "-f" { print; exit } { prev = $0 }')
+	[ -n "$conf" ] && [ -r "$conf" ] && echo "$conf"
+}
+
+# client_addr BIND: where a client on this machine reaches a server bound to BIND.
+client_addr() { case "$1" in 0.0.0.0|::|"") echo 127.0.0.1 ;; *) echo "$1" ;; esac; }
+
+# fits CONF: the server of CONF serves /export the way the caller asked. A
+# caller that set STOWAGE_NFS_BIND or STOWAGE_NFS_ROOT (the test cluster does:
+# its pods reach the host IP and mount its own directory) gets only that.
+fits() {
+	dir=$(export_of "$1" "$PSEUDO")
+	[ -n "$dir" ] || return 1
+	if [ -n "${STOWAGE_NFS_ROOT:-}" ] && [ "$dir" != "$EXPORT_DIR" ]; then return 1; fi
+	bind=$(conf_value "$1" Bind_Addr)
+	if [ -n "${STOWAGE_NFS_BIND:-}" ]; then
+		case "$bind" in "$BIND"|0.0.0.0|::) ;; *) return 1 ;; esac
+	fi
+	timeout 5 nfs-ls "nfs://$(client_addr "$bind")$PSEUDO" >/dev/null 2>&1
+}
+
+# print_env CONF STARTED: the assignments `ensure` promises, for the server of CONF.
+print_env() {
+	bind=$(conf_value "$1" Bind_Addr)
+	dir=$(export_of "$1" "$PSEUDO")
+	small=$(export_of "$1" /small)
+	if [ -z "$small" ] || ! mountpoint -q "$small"; then small=; else small=/small; fi
+	printf "STOWAGE_NFS_SERVER='%s'\n" "$(client_addr "$bind")"
+	printf "STOWAGE_NFS_SHARE='%s'\n" "$PSEUDO"
+	printf "STOWAGE_NFS_EXPORT_DIR='%s'\n" "$dir"
+	printf "STOWAGE_NFS_SMALL_SHARE='%s'\n" "$small"
+	printf "STOWAGE_NFS_ROOT='%s'\n" "$(dirname "$dir")"
+	printf "STOWAGE_NFS_BIND='%s'\n" "${bind:-0.0.0.0}"
+	printf "STOWAGE_NFS_STARTED=%s\n" "$2"
+}
+
+do_ensure() {
+	ours=$(pid_of "$GANESHA_PID")
+	# This root's server first, then any other that fits.
+	for pid in $ours $(live_pids ganesha.nfsd); do
+		alive "$pid" ganesha.nfsd || continue
+		conf=$(config_of "$pid") || continue
+		if fits "$conf"; then
+			say "reusing the running server (pid $pid, $conf); it stays running"
+			print_env "$conf" 0
+			return
+		fi
+	done
+	# This root's server runs and answers, but not as asked: restarting it (as
+	# start would) could pull it from under another run that uses it.
+	if alive "$ours" ganesha.nfsd && [ -r "$ROOT/ganesha.conf" ]; then
+		bind=$(conf_value "$ROOT/ganesha.conf" Bind_Addr)
+		if timeout 5 nfs-ls "nfs://$(client_addr "$bind")$PSEUDO" >/dev/null 2>&1; then
+			die "the server of $ROOT (pid $ours) serves $bind, not $BIND as asked; stop it (STOWAGE_NFS_ROOT=$ROOT $0 stop) or set another STOWAGE_NFS_ROOT"
+		fi
+	fi
+	do_start >/dev/null
+	print_env "$ROOT/ganesha.conf" 1
+}
+
+# do_release: stop the server if `ensure` started it (STOWAGE_NFS_STARTED=1 in
+# the environment, with its STOWAGE_NFS_ROOT), else leave it to its owner.
+do_release() {
+	if [ "${STOWAGE_NFS_STARTED:-0}" = 1 ]; then
+		do_stop
+	fi
+}
+
 case "${1:-}" in
+ensure) do_ensure ;;
+release) do_release ;;
 start) do_start ;;
 stop) do_stop ;;
 restart) do_stop; do_start ;;
 status) do_status ;;
-*) echo "usage: $0 start|stop|restart|status" >&2; exit 2 ;;
+*) echo "usage: $0 ensure|release|start|stop|restart|status" >&2; exit 2 ;;
 esac

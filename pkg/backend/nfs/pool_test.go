@@ -53,7 +53,7 @@ func TestPoolConcurrentUse(t *testing.T) {
 					return
 				}
 				dir := fmt.Sprintf("%s/w%d/r%d/vol", base, w, r)
-				record := fmt.Sprintf("%s/w%d-r%d", base, w, r)
+				record := strings.ReplaceAll(fmt.Sprintf("%s-w%d-r%d", base, w, r), "/", "-") // one path element
 				steps := []func() error{
 					func() error { return st.Mkdir(ctx, dir, 0o755) },
 					func() error { return st.WriteRecord(ctx, record, []byte(dir)) },

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Runs the project-quota tests (pkg/quota, pkg/backend/local) under a
+# Runs the project-quota tests (pkg/quota, pkg/backend/local, pkg/driver) under a
 # user-mode Linux kernel, for hosts whose own kernel lacks quota support
 # (no CONFIG_XFS_QUOTA / CONFIG_QFMT_V2, as on many CI and microVM kernels).
 # Needs: apt-get install user-mode-linux xfsprogs e2fsprogs. Run as root
@@ -15,8 +15,11 @@ trap 'rm -rf "$out"' EXIT
 
 go test -c -o "$out/quota.test" ./pkg/quota
 go test -c -o "$out/local.test" ./pkg/backend/local
+go test -c -o "$out/driver.test" ./pkg/driver
 
-mods=$(ls -d /usr/lib/uml/modules/*/kernel | head -1)
+# The first (and normally only) module tree that user-mode-linux installs.
+mods=
+for d in /usr/lib/uml/modules/*/kernel; do mods=$d; break; done
 cat >"$out/init" <<INIT
 #!/bin/sh
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
@@ -35,6 +38,9 @@ echo "=== quota"
 # make unit, where its big trees take seconds instead of many minutes.
 echo "=== local"
 ./local.test -test.v -test.count=1 -test.run Quota $* || rc=1
+# Of the driver, the inline scratch volume's size limit (ENOSPC at its size).
+echo "=== driver"
+./driver.test -test.v -test.count=1 -test.run InlineQuota $* || rc=1
 echo \$rc >$out/rc
 echo o >/proc/sysrq-trigger
 sleep 10

@@ -234,7 +234,7 @@ func run(o options) error {
 				time.Sleep(o.settle)
 				w, d, err := b.wave(ctx, v, n, rep, order)
 				if err != nil {
-					return fmt.Errorf("N=%d rep %d %s: %w", n, rep, v, err)
+					return fmt.Errorf("wave of N=%d, rep %d, %s: %w", n, rep, v, err)
 				}
 				switch v {
 				case "emptydir":

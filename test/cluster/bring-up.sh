@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# bring-up.sh [--binaries all|needed|LIST] [--install] — the one way every tier brings up the test
+# cluster (test/e2e/run.sh, hack/demo.sh, test/bench/run.sh --parts=pods), in this order:
+#   1. Debian packages (install-deps.sh; one dpkg query when they are there)
+#   2. cached Kubernetes binaries (build-binaries.sh; binaries that exist are not rebuilt)
+#   3. the cluster (up.sh; a no-op when it is already up)
+#   4. its NFS share: the cluster must have one (up.sh serves it with test/nfs/ganesha.sh)
+#   5. with --install: the images (images.sh) and Stowage from charts/stowage with
+#      test/e2e/values-cluster.yaml (test/e2e/install.sh)
+# Options:
+#   --binaries all      everything build-binaries.sh makes: also e2e.test and agnhost for the
+#                       storage suite (the default)
+#   --binaries needed   what this bring-up runs: k8s, plus helm with --install, plus attacher when the
+#                       installation turns csiDriver.attachRequired on
+#   --binaries k8s,helm an explicit list for build-binaries.sh (k8s helm e2e attacher)
+#   --install           step 5
+# Afterwards `. test/cluster/env.sh` gives KUBECONFIG, kubectl, helm and the STOWAGE_* facts; the
+# cluster stays up until test/cluster/down.sh.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+# The values test/e2e/install.sh installs with.
+values=$repo/test/e2e/values-cluster.yaml
+binaries=all
+install=false
+
+usage() { echo "usage: $0 [--binaries all|needed|k8s,helm,e2e,attacher] [--install]" >&2; exit 2; }
+while [ $# -gt 0 ]; do
+  case $1 in
+    --binaries) [ $# -ge 2 ] || usage; binaries=$2; shift 2 ;;
+    --binaries=*) binaries=${1#*=}; shift ;;
+    --install) install=true; shift ;;
+    *) usage ;;
+  esac
+done
+
+case $binaries in
+  all | needed) ;;
+  *)
+    IFS=, read -r -a targets <<<"$binaries"
+    for t in "${targets[@]}"; do
+      case $t in k8s | helm | e2e | attacher) ;; *) echo "bring-up.sh: --binaries: unknown target '$t'" >&2; usage ;; esac
+    done
+    ;;
+esac
+
+t0=$SECONDS
+step() { echo "== [$((SECONDS - t0))s] $*"; }
+
+# attach_required — whether the installation's CSIDriver says attachRequired: true, as the chart
+# renders it from its defaults and $values (so a default changed in the chart counts too). The
+# values' placeholders are filled as test/e2e/install.sh fills them; the server is a stand-in,
+# since the cluster may not be up yet.
+attach_required() {
+  local rendered csidriver
+  rendered=$(mktemp --suffix=.yaml)
+  # shellcheck disable=SC2016 # envsubst takes the variables' names
+  STOWAGE_NFS_SERVER=192.0.2.1 envsubst '${STOWAGE_NFS_SERVER} ${STOWAGE_CLUSTER_DIR}' <"$values" >"$rendered"
+  csidriver=$("$K8S_BIN/helm" template stowage "$repo/charts/stowage" --values "$rendered" \
+    --kube-version "$K8S_VERSION" --show-only templates/csidriver.yaml) || { rm -f "$rendered"; echo "bring-up.sh: cannot render the chart with $values" >&2; exit 1; }
+  rm -f "$rendered"
+  grep -q '^ *attachRequired: true$' <<<"$csidriver"
+}
+
+# K8S_BIN, K8S_VERSION
+. "$here/lib.sh"
+
+step "Debian packages"
+"$here/install-deps.sh"
+
+step "Kubernetes binaries ($binaries; cached after the first build, which takes 20-30 min)"
+case $binaries in
+  all) "$here/build-binaries.sh" ;;
+  needed)
+    if ! $install; then
+      "$here/build-binaries.sh" k8s
+    else
+      "$here/build-binaries.sh" k8s helm
+      if attach_required; then
+        echo "bring-up.sh: $values turns csiDriver.attachRequired on: building csi-attacher"
+        "$here/build-binaries.sh" attacher
+      fi
+    fi
+    ;;
+  *) "$here/build-binaries.sh" "${targets[@]}" ;;
+esac
+
+step "cluster (test/cluster/up.sh)"
+"$here/up.sh" >/dev/null
+# shellcheck disable=SC1091 # again: up.sh has just written cluster.env
+. "$here/env.sh"
+
+step "NFS share"
+if [ -z "${STOWAGE_NFS_SERVER:-}" ]; then
+  echo "bring-up.sh: the cluster came up without its NFS share; test/nfs/ganesha.sh said:" >&2
+  cat "$STOWAGE_CLUSTER_DIR/logs/ganesha-start.log" >&2 || true
+  # The usual cause: another NFS-Ganesha (of `make sanity`, the integration tests or the
+  # benchmarks) owns port 2049, and only one can listen there per machine.
+  echo "bring-up.sh: what listens on port 2049:" >&2
+  ss -Hltnp 'sport = :2049' >&2 || true
+  echo "bring-up.sh: stop that server (its owner's test/nfs/ganesha.sh stop), then test/cluster/down.sh and run this again" >&2
+  exit 1
+fi
+echo "bring-up.sh: $STOWAGE_NFS_SERVER:$STOWAGE_NFS_SHARE serves $STOWAGE_NFS_EXPORT_DIR"
+
+if $install; then
+  step "images (bin/stowage and localhost/stowage:dev from this working tree)"
+  "$here/images.sh"
+  step "helm install stowage (charts/stowage, values $values)"
+  "$repo/test/e2e/install.sh"
+fi
+step "cluster ready: . test/cluster/env.sh; test/cluster/down.sh removes it"
