@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -26,7 +27,7 @@ func TestMetrics(t *testing.T) {
 
 	sc := h.localClass("local", nil)
 	h.claim("data", sc, nodeName, "64Mi", []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce})
-	pv := h.waitBound("data")
+	pv := h.WaitBound("data")
 	handle := pv.Spec.CSI.VolumeHandle
 
 	waitMetric(t, ctrl, `stowage_volumes{backend="local",phase="Bound"}`, 1)
@@ -89,8 +90,8 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("the usage of %s is still reported after NodeUnpublishVolume:\n%s", handle, grepLines(text, handle))
 	}
 
-	h.deleteClaim("data")
-	h.waitPVGone(pv.Name)
+	h.DeleteClaim("data")
+	h.WaitPVGone(pv.Name)
 	waitMetric(t, node, `stowage_operations_total{operation="delete",result="OK"}`, 1)
 	waitMetric(t, ctrl, `stowage_volumes{backend="local",phase="Bound"}`, 0)
 }
@@ -117,18 +118,24 @@ func dial(t *testing.T, p *proc) *grpc.ClientConn {
 func waitMetric(t *testing.T, p *proc, series string, want float64) {
 	t.Helper()
 	line := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`)
-	eventually(t, wait, fmt.Sprintf("%s %v on %s", series, want, p.name), func() (bool, string) {
+	waiter(t, wait).Eventually(fmt.Sprintf("%s %v on %s", series, want, p.name), func(context.Context) (bool, error) {
 		text, err := p.metrics()
 		if err != nil {
-			return false, err.Error()
+			return false, err
 		}
 		m := line.FindStringSubmatch(text)
 		if m == nil {
 			name, _, _ := strings.Cut(series, "{")
-			return false, "no such series; " + name + " has:\n" + grepLines(text, name)
+			return false, fmt.Errorf("no such series; %s has:\n%s", name, grepLines(text, name))
 		}
 		got, err := strconv.ParseFloat(m[1], 64)
-		return err == nil && got == want, m[0]
+		if err != nil {
+			return false, err
+		}
+		if got != want {
+			return false, fmt.Errorf("%s", m[0])
+		}
+		return true, nil
 	})
 }
 
