@@ -3,13 +3,20 @@
 # measured in the same run, because this machine is shared and absolute times are noisy.
 #
 #   test/bench/run.sh [--parts=csi,bulk,seq,scrub,memory,plot|pods] [--sizes=10,100,1000]
-#                     [--settings=20/30,200/400] [--out=docs/bench]
+#                     [--settings=20/30,200/400] [--peers=auto|on|off] [--out=docs/bench]
 #
 # Parts:
 #   csi     Go benchmarks of the CSI services over their gRPC socket (pkg/driver/driver_bench_test.go),
 #           inside a private mount namespace, on /tmp (ext4) and on /dev/shm (tmpfs) -> csi-*.txt
 #   bulk    N claims at once, Stowage NFS provisioner vs the PV controller binding pre-made PVs, on a fresh
 #           control plane per run, per kube-controller-manager qps/burst setting -> bulk-*.json
+#           With the peers (--peers, below) also csi-driver-nfs behind external-provisioner, the driver
+#           users would pick instead, twice: "peer" as csi-driver-nfs's own deployment runs it, and
+#           "peer-tuned" with the client limits Stowage's controller has (300/600). Its controller mounts
+#           the share to mkdir, so nfsplugin runs in test/nfs/in-mount-ns.sh. Its CPU and RSS are
+#           csi-provisioner + nfsplugin (with the mount helpers nfsplugin execs). BULK_REPS (default 1)
+#           repeats each N, rotating the order of the rows (rep 1: Stowage, peers, floor; rep 2: peers,
+#           floor, Stowage; ...); repetitions after the first write bulk-...-rep<R>.json.
 #   seq     20 claims one at a time, vs a claim followed at once by a PV pre-bound to it -> seq-*.json
 #   scrub   ScrubVolume vs rm -rf (local) and vs go-nfs-client RemoveAll (NFS) -> scrub-*.json
 #   memory  controller RSS with 0, 1,000 and 10,000 Stowage PVs in the cluster -> memory.json
@@ -26,6 +33,9 @@
 # SCRUB_FILES (default 1000,10000,100000), SCRUB_ROUNDS (local rounds, default 2), NFS_SCRUB_FILES (default 1000,10000; "none" skips either),
 # BENCHTIME (default 2s), STOWAGE_CONTROLLER_FLAGS (more flags for the measured `stowage controller`)
 # with BULK_TAG (a suffix for the result files of such a run, e.g. -ctlqps300).
+# --peers (env PEERS): auto (default) measures the peers when test/bench/peers/build.sh has built them or
+# can build them (external-provisioner from the Go proxy; csi-driver-nfs from a git mirror, see that
+# script) and otherwise skips their rows saying why; on fails instead; off leaves them out.
 # Needs root (bind mounts, /proc/<pid>/clear_refs), the Kubernetes binaries (test/cluster) and
 # NFS-Ganesha (test/nfs/ganesha.sh ensure: a running one is reused and left running; one started here
 # is stopped at the end).
@@ -35,13 +45,15 @@ parts=csi,bulk,seq,scrub,memory,plot
 sizes=10,100,1000
 settings=20/30,200/400
 out=$root/docs/bench
+peers=${PEERS:-auto}
 for a in "$@"; do
   case $a in
     --parts=*) parts=${a#*=} ;;
     --sizes=*) sizes=${a#*=} ;;
     --settings=*) settings=${a#*=} ;;
     --out=*) out=${a#*=} ;;
-    *) echo "usage: $0 [--parts=csi,bulk,seq,scrub,memory,plot|pods] [--sizes=10,100,1000] [--settings=20/30,200/400] [--out=DIR]" >&2; exit 2 ;;
+    --peers=*) peers=${a#*=} ;;
+    *) echo "usage: $0 [--parts=csi,bulk,seq,scrub,memory,plot|pods] [--sizes=10,100,1000] [--settings=20/30,200/400] [--peers=auto|on|off] [--out=DIR]" >&2; exit 2 ;;
   esac
 done
 work=${STOWAGE_BENCH_DIR:-/tmp/stowage-bench}
@@ -58,6 +70,28 @@ go build -o "$work/bin/bulk" ./test/bench/bulk
 go build -o "$work/bin/scrub" ./test/bench/scrub
 go test -c -o "$work/bin/driver.test" ./pkg/driver/
 go build -o "$work/bin/pods" ./test/bench/pods
+
+# The peers, built once into the cache; PEER_PROVISIONER, PEER_NFSPLUGIN, PEER_VERSIONS.
+peer_modes=()
+if has bulk; then
+  case $peers in
+    off) ;;
+    auto | on)
+      if test/bench/peers/build.sh 2>"$work/logs/peers-build.log"; then
+        eval "$(test/bench/peers/build.sh --print)"
+        peer_modes=(peer peer-tuned)
+        log "peers: $PEER_VERSIONS"
+      elif [ "$peers" = on ]; then
+        cat "$work/logs/peers-build.log" >&2
+        exit 1
+      else
+        log "peers: SKIPPING the csi-driver-nfs rows, test/bench/peers/build.sh could not build them:"
+        sed 's/^/    /' "$work/logs/peers-build.log" >&2
+      fi
+      ;;
+    *) echo "--peers=$peers: want auto, on or off" >&2; exit 2 ;;
+  esac
+fi
 
 # The machine, for the report.
 {
@@ -95,6 +129,7 @@ started_cluster=
 cleanup() {
   if [ -n "$started_cluster" ] && [ "${KEEP_CLUSTER:-}" != 1 ]; then test/cluster/down.sh --quiet || true; fi
   stop_controller
+  stop_peer
   cp_down
   if [ -n "$nfs_env" ]; then (set -a && eval "$nfs_env" && test/nfs/ganesha.sh release >/dev/null 2>&1) || true; fi
 }
@@ -121,6 +156,45 @@ start_controller() {
   return 1
 }
 
+# start_peer MODE LOG — csi-driver-nfs (controller and node services in one nfsplugin) and
+# external-provisioner in front of it. nfsplugin mounts the share to mkdir each volume; this kernel has
+# no NFS client, so it runs in a private mount namespace whose mount.nfs bind-mounts the directory
+# ganesha serves (test/nfs/README.md). Sets peer_pids "provisioner,nfsplugin".
+peer_pids=
+peer_pid_list=()
+start_peer() {
+  local mode=$1 lg=$2 sock=$work/peer/csi.sock flags
+  rm -rf "$work/peer"
+  mkdir -p "$work/peer/mnt"
+  # in-mount-ns.sh and unshare exec, so $! ends as nfsplugin's own PID.
+  test/nfs/in-mount-ns.sh "$PEER_NFSPLUGIN" --nodeid=bench-peer --endpoint="unix://$sock" \
+    --working-mount-dir="$work/peer/mnt" -v=2 >"$lg.nfsplugin" 2>&1 &
+  peer_pid_list=($!)
+  for _ in $(seq 120); do [ -S "$sock" ] && break; sleep 0.25; done
+  [ -S "$sock" ] || { log "nfsplugin did not start; see $lg.nfsplugin"; return 1; }
+  # peer: the flags csi-driver-nfs's deploy/csi-nfs-controller.yaml gives it (no leader election: one
+  # instance, as Stowage's row); everything else, --worker-threads=100 and the 5/10 client limits
+  # included, at the defaults. peer-tuned: what the external-provisioner README says to raise for scale.
+  flags=(-v=2 --extra-create-metadata=true --timeout=1200s --retry-interval-max=30m)
+  if [ "$mode" = peer-tuned ]; then flags+=(--worker-threads=100 --kube-api-qps=300 --kube-api-burst=600); fi
+  "$PEER_PROVISIONER" --csi-address="$sock" --kubeconfig="$kubeconfig" "${flags[@]}" >"$lg" 2>&1 &
+  peer_pid_list=($! "${peer_pid_list[@]}")
+  peer_pids="${peer_pid_list[0]},${peer_pid_list[1]}"
+  for _ in $(seq 240); do
+    grep -q 'Started provisioner controller' "$lg" && return 0
+    kill -0 "${peer_pid_list[0]}" 2>/dev/null || break
+    sleep 0.25
+  done
+  log "csi-provisioner did not start; see $lg"
+  return 1
+}
+stop_peer() {
+  local p
+  for p in "${peer_pid_list[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${peer_pid_list[@]}"; do wait "$p" 2>/dev/null || true; done
+  peer_pid_list=() peer_pids=
+}
+
 if has csi; then
   ensure_nfs
   bt=${BENCHTIME:-2s}
@@ -141,17 +215,34 @@ bulk_run() {
   local mode=$1 n=$2 qps=$3 burst=$4 pidarg=()
   local res="$out/$5"
   cp_up "$qps" "$burst"
-  if [ "${mode#seq-}" = dyn ]; then
-    start_controller "$work/logs/controller-$mode-$n-$qps.log"
-    pidarg=(-pid "$ctl_pid")
-  fi
+  case $mode in
+    dyn | seq-dyn)
+      start_controller "$work/logs/controller-$mode-$n-$qps.log"
+      pidarg=(-pid "$ctl_pid")
+      ;;
+    peer | peer-tuned)
+      start_peer "$mode" "$work/logs/$mode-$n-$qps.log"
+      # csi-driver-nfs only ever touches its volumes through its kernel mount, so they live apart
+      # from Stowage's and are removed locally, as they were made.
+      pidarg=(-pid "$peer_pids" -subdir stowage-bench-peer)
+      ;;
+  esac
   log "$mode N=$n kcm $qps/$burst"
   "$work/bin/bulk" -kubeconfig "$kubeconfig" -mode "$mode" -n "$n" -namespace "bench-$mode" -nfs-server "$nfs_server" \
     -setting "kcm $qps/$burst" "${pidarg[@]}" -out "$res" -timeout 30m
   jq -c '{mode,n,setting,all_bound_s,p50_s,p99_s,controller:(.controller|if . then {cpu_s,vmhwm_kib} else null end)}' "$res" >&2
   stop_controller
+  stop_peer
   cp_down
   "$work/bin/bulk" -mode nfs-cleanup -nfs-server "$nfs_server" -export-dir "$nfs_export" -subdir stowage-bench
+  rm -rf "${nfs_export:?}/stowage-bench-peer"
+}
+
+# bulk_order REP — the bulk rows in the order of repetition REP (from 1): rotated by one each time, so
+# no row always runs first on a machine whose load drifts.
+bulk_order() {
+  local rows=(dyn "${peer_modes[@]}" floor) i
+  for ((i = 0; i < ${#rows[@]}; i++)); do echo "${rows[(i + $1 - 1) % ${#rows[@]}]}"; done
 }
 
 if has bulk || has seq; then
@@ -160,7 +251,13 @@ if has bulk || has seq; then
     qps=${s%/*} burst=${s#*/}
     if has bulk; then
       for n in ${sizes//,/ }; do
-        for mode in floor dyn; do bulk_run "$mode" "$n" "$qps" "$burst" "bulk-$mode-$n-kcm$qps${BULK_TAG:-}.json"; done
+        for ((rep = 1; rep <= ${BULK_REPS:-1}; rep++)); do
+          suffix=
+          [ "$rep" = 1 ] || suffix=-rep$rep
+          for mode in $(bulk_order "$rep"); do
+            bulk_run "$mode" "$n" "$qps" "$burst" "bulk-$mode-$n-kcm$qps${BULK_TAG:-}$suffix.json"
+          done
+        done
       done
     fi
     if has seq; then

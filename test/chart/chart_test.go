@@ -338,12 +338,13 @@ func TestDefaults(t *testing.T) {
 	}
 	// Exactly what the code calls, nothing more (docs/security.md names the call for each verb).
 	wantNode := map[string][]string{
-		"persistentvolumes":        {"create", "delete", "get", "list", "patch", "update", "watch"},
-		"persistentvolumes/status": {"update"},
-		"persistentvolumeclaims":   {"get", "list", "update", "watch"},
-		"storageclasses":           {"get", "list", "watch"},
-		"events":                   {"create", "patch"},
-		"nodes":                    {"get"},
+		"persistentvolumes":             {"create", "delete", "get", "list", "patch", "update", "watch"},
+		"persistentvolumes/status":      {"update"},
+		"persistentvolumeclaims":        {"get", "list", "update", "watch"},
+		"persistentvolumeclaims/status": {"patch"},
+		"storageclasses":                {"get", "list", "watch"},
+		"events":                        {"create", "patch"},
+		"nodes":                         {"get"},
 	}
 	if got := verbsByResource(nr); !verbMapsEqual(got, wantNode) {
 		t.Errorf("node ClusterRole grants %v, want exactly %v", got, wantNode)

@@ -21,6 +21,12 @@ import (
 
 const driverName = "csi.stowage.io"
 
+// peerDriverName is csi-driver-nfs's default driver name, the provisioner
+// its StorageClasses name.
+const peerDriverName = "nfs.csi.k8s.io"
+
+func isPeer(mode string) bool { return mode == "peer" || mode == "peer-tuned" }
+
 type bench struct {
 	o      options
 	client kubernetes.Interface
@@ -39,9 +45,19 @@ func (b *bench) setup(ctx context.Context) error {
 		VolumeBindingMode: &immediate,
 		ReclaimPolicy:     &del,
 	}
-	if b.o.mode == "floor" || b.o.mode == "seq-floor" {
+	switch {
+	case b.o.mode == "floor" || b.o.mode == "seq-floor":
 		sc.Provisioner = "kubernetes.io/no-provisioner"
-	} else {
+	case isPeer(b.o.mode):
+		// As csi-driver-nfs documents its class; the subDir template
+		// needs external-provisioner's --extra-create-metadata, which its
+		// own deployment sets.
+		sc.Provisioner = peerDriverName
+		sc.Parameters = map[string]string{
+			"server": b.o.nfsServer, "share": b.o.nfsShare,
+			"subDir": b.o.subDir + "/${pv.metadata.name}",
+		}
+	default:
 		sc.Provisioner = driverName
 		sc.Parameters = map[string]string{
 			"backend": "nfs", "server": b.o.nfsServer, "share": b.o.nfsShare,
@@ -208,7 +224,7 @@ func (b *bench) bulk(ctx context.Context) (*Result, error) {
 	}
 	names := make([]string, b.o.n)
 	created := make([]time.Time, b.o.n)
-	proc := startProc(b.o.pid)
+	proc := startProc(b.o.pids)
 	t0 := time.Now()
 	if err := b.parallel(b.o.n, func(i int) error {
 		names[i] = claimName(i)
@@ -230,7 +246,7 @@ func (b *bench) bulk(ctx context.Context) (*Result, error) {
 		res.LatenciesS = append(res.LatenciesS, at.Sub(created[i]).Seconds())
 	}
 	res.AllBoundS = last.Sub(t0).Seconds()
-	res.Proc = proc.stop()
+	res.Proc, res.Processes = proc.stop()
 	res.Bound = len(names)
 	summarize(res)
 	return res, nil
@@ -269,7 +285,7 @@ func (b *bench) sequential(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{}
-	proc := startProc(b.o.pid)
+	proc := startProc(b.o.pids)
 	t0 := time.Now()
 	for i := 0; i < b.o.n; i++ {
 		name := claimName(i)
@@ -294,7 +310,7 @@ func (b *bench) sequential(ctx context.Context) (*Result, error) {
 		res.Bound++
 	}
 	res.AllBoundS = time.Since(t0).Seconds()
-	res.Proc = proc.stop()
+	res.Proc, res.Processes = proc.stop()
 	summarize(res)
 	return res, nil
 }

@@ -1,11 +1,15 @@
 // Command bulk measures claim binding on a real control plane: N claims
 // created at once (16 parallel creators), or claims one at a time, against
-// Stowage's provisioner ("dyn" modes) or against the floor of the PV
-// controller binding pre-made PVs with no provisioner ("floor" modes). It
-// also populates PVs for the memory benchmark and samples a process's CPU
-// time and peak RSS from /proc.
+// Stowage's provisioner ("dyn" modes), against a driver users would pick
+// instead ("peer" modes: csi-driver-nfs behind external-provisioner, see
+// test/bench/peers), or against the floor of the PV controller binding
+// pre-made PVs with no provisioner ("floor" modes). It also populates PVs
+// for the memory benchmark and samples processes' CPU time and peak RSS
+// from /proc.
 //
 //	bulk -mode floor|dyn -n N           N claims at once; floor pre-creates N PVs first
+//	bulk -mode peer|peer-tuned -n N     N claims at once of the peer's class (the modes differ only in how
+//	                                    run.sh started the peer; the name is copied into the result)
 //	bulk -mode seq-floor|seq-dyn -n 20  one claim at a time; seq-floor follows each claim with a PV pre-bound to it
 //	bulk -mode populate -n N            N PVs of csi.stowage.io, for the memory benchmark
 //	bulk -mode nfs-cleanup              remove what dyn runs left in the export (directories and records)
@@ -19,6 +23,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -34,7 +40,7 @@ type options struct {
 	namespace  string
 	class      string
 	setting    string
-	pid        int
+	pids       []int
 	out        string
 	nfsServer  string
 	nfsShare   string
@@ -59,20 +65,32 @@ type Result struct {
 	P99S       float64   `json:"p99_s,omitempty"`
 	MaxS       float64   `json:"max_s,omitempty"`
 	Bound      int       `json:"bound"`
-	// Controller process (-pid), over the measured interval.
-	Proc *ProcStats `json:"controller,omitempty"`
+	// Controller process (-pid), over the measured interval; with several
+	// PIDs (the peer: csi-provisioner and nfsplugin) their total, and each
+	// one in Processes.
+	Proc      *ProcStats  `json:"controller,omitempty"`
+	Processes []ProcStats `json:"processes,omitempty"`
 }
 
 func main() {
 	var o options
 	flag.StringVar(&o.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the bench control plane")
-	flag.StringVar(&o.mode, "mode", "floor", "floor, dyn, seq-floor, seq-dyn, populate, nfs-cleanup")
+	flag.StringVar(&o.mode, "mode", "floor", "floor, dyn, peer, peer-tuned, seq-floor, seq-dyn, populate, nfs-cleanup")
 	flag.IntVar(&o.n, "n", 10, "number of claims (or PVs for populate)")
 	flag.IntVar(&o.workers, "workers", 16, "parallel creators")
 	flag.StringVar(&o.namespace, "namespace", "bench", "namespace of the claims (created if missing)")
-	flag.StringVar(&o.class, "class", "", "StorageClass name (default: bench-floor for floor modes, bench-nfs otherwise)")
+	flag.StringVar(&o.class, "class", "", "StorageClass name (default: bench-floor for floor modes, bench-peer for peer modes, bench-nfs otherwise)")
 	flag.StringVar(&o.setting, "setting", "", "label of the control-plane setting, copied into the result")
-	flag.IntVar(&o.pid, "pid", 0, "controller PID whose CPU time and peak RSS to report (0: none)")
+	flag.Func("pid", "controller PID whose CPU time and peak RSS to report; repeat or comma-separate for a group to sum", func(v string) error {
+		for _, f := range strings.Split(v, ",") {
+			pid, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || pid <= 0 {
+				return fmt.Errorf("-pid %q: want process IDs such as 1234 or 1234,5678", v)
+			}
+			o.pids = append(o.pids, pid)
+		}
+		return nil
+	})
 	flag.StringVar(&o.out, "out", "", "result JSON file (default stdout)")
 	flag.StringVar(&o.nfsServer, "nfs-server", "127.0.0.1", "NFS server for the Stowage class")
 	flag.StringVar(&o.nfsShare, "nfs-share", "/export", "NFS share for the Stowage class")
@@ -96,6 +114,9 @@ func run(o options) error {
 		if o.mode == "floor" || o.mode == "seq-floor" {
 			o.class = "bench-floor"
 		}
+		if isPeer(o.mode) {
+			o.class = "bench-peer"
+		}
 	}
 	rc, err := clientcmd.BuildConfigFromFlags("", o.kubeconfig)
 	if err != nil {
@@ -113,7 +134,7 @@ func run(o options) error {
 	b := &bench{o: o, client: client}
 	var res *Result
 	switch o.mode {
-	case "floor", "dyn":
+	case "floor", "dyn", "peer", "peer-tuned":
 		res, err = b.bulk(ctx)
 	case "seq-floor", "seq-dyn":
 		res, err = b.sequential(ctx)

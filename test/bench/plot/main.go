@@ -53,13 +53,18 @@ type memPoint struct {
 var palette = []color.Color{
 	color.RGBA{0, 90, 181, 255}, color.RGBA{220, 50, 32, 255},
 	color.RGBA{0, 150, 80, 255}, color.RGBA{230, 140, 0, 255},
+	color.RGBA{120, 60, 170, 255}, color.RGBA{90, 90, 90, 255},
+	color.RGBA{0, 170, 190, 255}, color.RGBA{170, 110, 40, 255},
 }
+
+// bulkModes are the rows of the bulk benchmark, each a line in its plots.
+var bulkModes = []string{"floor", "dyn", "peer", "peer-tuned"}
 
 func main() {
 	dir := flag.String("dir", "docs/bench", "results directory")
 	flag.Parse()
 	var md strings.Builder
-	steps := []func(string, *strings.Builder) error{csiTable, bulkPart, seqTable, scrubPart, memoryTable}
+	steps := []func(string, *strings.Builder) error{csiTable, bulkPart, peerTable, seqTable, scrubPart, memoryTable}
 	for _, f := range steps {
 		if err := f(*dir, &md); err != nil {
 			fmt.Fprintln(os.Stderr, "plot:", err)
@@ -203,7 +208,7 @@ func bulkPart(dir string, md *strings.Builder) error {
 	ci, totLines := 0, 0
 	for si, qps := range settings {
 		burst := map[string]string{"20": "30", "200": "400"}[qps]
-		for mi, mode := range []string{"floor", "dyn"} {
+		for mi, mode := range bulkModes {
 			var pts plotter.XYs
 			for _, n := range sizes {
 				var r bulkResult
@@ -241,7 +246,8 @@ func bulkPart(dir string, md *strings.Builder) error {
 				if err != nil {
 					return err
 				}
-				l.Color, p.Color = palette[2*si+mi], palette[2*si+mi]
+				c := palette[(len(bulkModes)*si+mi)%len(palette)]
+				l.Color, p.Color = c, c
 				if mode == "floor" {
 					l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
 				}
@@ -291,8 +297,13 @@ func bulkPart(dir string, md *strings.Builder) error {
 }
 
 func label(mode string) string {
-	if mode == "floor" {
+	switch mode {
+	case "floor":
 		return "floor (pre-made PVs)"
+	case "peer":
+		return "csi-driver-nfs, its deploy flags"
+	case "peer-tuned":
+		return "csi-driver-nfs, provisioner qps 300/600"
 	}
 	return "Stowage"
 }
