@@ -76,6 +76,7 @@ func run(ctx context.Context, cfg config) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return driver.Serve(ctx, listener, d) })
 	mux := http.NewServeMux()
+	serveMetricsAlone(cfg, mux)
 	if cfg.mode == modeNode && cfg.registrationDir != "" {
 		g.Go(func() error {
 			return registration.Serve(ctx, cfg.registrationDir, cfg.driverName, cfg.pluginEndpoint)

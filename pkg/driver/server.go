@@ -12,9 +12,12 @@ import (
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/kubernetes-csi/csi-lib-utils/protosanitizer"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 	"k8s.io/klog/v2"
+
+	"github.com/stowage-csi/stowage/pkg/metrics"
 )
 
 // Listen opens the CSI endpoint, a unix socket given as unix:///path,
@@ -63,9 +66,9 @@ func SocketPath(endpoint string) (string, error) {
 }
 
 // NewServer registers the services this instance serves on a gRPC server
-// that logs every call.
+// that logs and measures every call.
 func NewServer(d *Driver) *grpc.Server {
-	s := grpc.NewServer(grpc.UnaryInterceptor(logCalls),
+	s := grpc.NewServer(grpc.ChainUnaryInterceptor(metrics.Interceptor, logCalls),
 		// Reused goroutines keep their grown stacks: a fresh goroutine per
 		// call spent a quarter of CreateVolume+DeleteVolume growing its stack
 		// (docs/benchmarks.md). More calls at once than workers still each
@@ -92,7 +95,9 @@ func Serve(ctx context.Context, l net.Listener, d *Driver) error {
 
 func logCalls(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	start := time.Now()
-	klog.V(5).InfoS("CSI call", "method", info.FullMethod, "request", req)
+	// Requests carry secrets (CreateVolume, NodePublishVolume, ...);
+	// the sanitizer prints them as ***stripped***.
+	klog.V(5).InfoS("CSI call", "method", info.FullMethod, "request", protosanitizer.StripSecrets(req))
 	resp, err := handler(ctx, req)
 	if err != nil {
 		st := status.Convert(err)

@@ -3,6 +3,7 @@ package provisioner
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/sig-storage-lib-external-provisioner/v10/controller"
 
+	"github.com/stowage-csi/stowage/pkg/metrics"
 	"github.com/stowage-csi/stowage/pkg/params"
 	"github.com/stowage-csi/stowage/pkg/volumeid"
 )
@@ -83,7 +85,8 @@ func (p *provisioner) Owns(handle string) bool {
 }
 
 // Provision creates the volume through the driver and describes it as a PV.
-func (p *provisioner) Provision(ctx context.Context, opts controller.ProvisionOptions) (*v1.PersistentVolume, controller.ProvisioningState, error) {
+func (p *provisioner) Provision(ctx context.Context, opts controller.ProvisionOptions) (_ *v1.PersistentVolume, _ controller.ProvisioningState, err error) {
+	defer func(start time.Time) { metrics.Observe(metrics.Provision, start, err) }(time.Now())
 	logger := klog.FromContext(ctx).WithValues("claim", klog.KObj(opts.PVC), "pv", opts.PVName)
 	policy, err := reclaimPolicy(opts.StorageClass)
 	if err != nil {
@@ -110,17 +113,18 @@ func (p *provisioner) Provision(ctx context.Context, opts controller.ProvisionOp
 
 // Delete removes the volume behind a released PV whose policy is Delete
 // (the driver removes, archives or keeps the directory as the class said).
-func (p *provisioner) Delete(ctx context.Context, pv *v1.PersistentVolume) error {
+func (p *provisioner) Delete(ctx context.Context, pv *v1.PersistentVolume) (err error) {
 	if !p.ShouldDelete(ctx, pv) {
 		return &controller.IgnoredError{Reason: "the volume belongs to another Stowage instance or driver"}
 	}
+	defer func(start time.Time) { metrics.Observe(metrics.Delete, start, err) }(time.Now())
 	if p.pvs != nil {
 		if err := checkNotShared(p.pvs, p.driverName, pv); err != nil {
 			return err
 		}
 	}
 	handle := pv.Spec.CSI.VolumeHandle
-	_, err := p.controller.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: handle})
+	_, err = p.controller.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: handle})
 	if status.Code(err) == codes.NotFound {
 		err = nil
 	}

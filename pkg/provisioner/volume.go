@@ -103,10 +103,16 @@ func provisioningState(err error, mayReschedule bool) controller.ProvisioningSta
 }
 
 // driverError makes a driver error readable in an event: the status
-// message without the gRPC decoration, with the code for the curious.
+// message without the gRPC decoration, with the code for the curious. The
+// status stays reachable (status.FromError) for metrics.
 func driverError(err error) error {
 	if st, ok := status.FromError(err); ok {
-		return fmt.Errorf("%s (%s)", st.Message(), st.Code())
+		return readableStatus{st}
 	}
 	return err
 }
+
+type readableStatus struct{ st *status.Status }
+
+func (e readableStatus) Error() string              { return fmt.Sprintf("%s (%s)", e.st.Message(), e.st.Code()) }
+func (e readableStatus) GRPCStatus() *status.Status { return e.st }

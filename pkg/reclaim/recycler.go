@@ -19,6 +19,8 @@ import (
 	"k8s.io/client-go/util/retry"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
+
+	"github.com/stowage-csi/stowage/pkg/metrics"
 )
 
 // Config says which PVs a Recycler looks after and how it reaches them.
@@ -241,6 +243,13 @@ func (r *Recycler) scrub(ctx context.Context, pv *v1.PersistentVolume, ref *v1.O
 			"Scrubbing volume %s: claim %s was deleted and the reclaim policy is Recycle", handle, claimKey(ref))
 	}
 	logger.Info("Scrubbing volume", "volumeID", handle, "claim", claimKey(ref), "resuming", resuming)
+	// Only a scrub that ended counts: one stopped because the PV changed
+	// or the recycler shut down neither failed nor recycled anything.
+	start := time.Now()
+	ended := func(err error) error {
+		metrics.Observe(metrics.Recycle, start, err)
+		return err
+	}
 	f := r.startFence(ctx, pv, ref)
 	err := r.cfg.Scrubber.ScrubVolume(f.ctx, handle, name)
 	stopped := f.stop()
@@ -261,24 +270,25 @@ func (r *Recycler) scrub(ctx context.Context, pv *v1.PersistentVolume, ref *v1.O
 		// The lease could not be renewed: the API server is unreachable
 		// or refuses, and after expiry someone else may scrub.
 		r.dropLease(ctx, name, ref.UID)
-		return fmt.Errorf("scrub of volume %s of PV %s stopped: %w", handle, name, stopped)
+		return ended(fmt.Errorf("scrub of volume %s of PV %s stopped: %w", handle, name, stopped))
 	case err != nil:
 		r.cfg.Recorder.Eventf(pv, v1.EventTypeWarning, ReasonRecycleFailed,
 			"Could not scrub volume %s: %v. The PV stays bound to its deleted claim and the scrub is retried; "+
 				"fix the cause, or set the reclaim policy to Retain and clean the volume by hand", handle, err)
 		r.dropLease(ctx, name, ref.UID)
-		return fmt.Errorf("scrub volume %s of PV %s: %w", handle, name, err)
+		return ended(fmt.Errorf("scrub volume %s of PV %s: %w", handle, name, err))
 	}
 	released, err := r.release(ctx, name, ref)
 	if err != nil {
 		r.dropLease(ctx, name, ref.UID)
-		return err
+		return ended(err)
 	}
 	if !released {
 		r.dropLease(ctx, name, ref.UID)
 		return nil
 	}
 	logger.Info("Volume recycled", "volumeID", handle)
+	metrics.Observe(metrics.Recycle, start, nil)
 	r.cfg.Recorder.Eventf(pv, v1.EventTypeNormal, ReasonVolumeRecycled,
 		"Volume %s scrubbed; the PV is Available for a new claim", handle)
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
@@ -15,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
+
+	"github.com/stowage-csi/stowage/pkg/metrics"
 )
 
 // Event reasons, the ones external-resizer uses, so that tools that watch
@@ -112,11 +115,13 @@ func (r *Resizer) expand(ctx context.Context, pvc *v1.PersistentVolumeClaim, pv 
 	}
 	r.cfg.Recorder.Eventf(pvc, v1.EventTypeNormal, reasonResizing, "Resizing volume %s to %s", pv.Name, target.String())
 	callCtx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	start := time.Now()
 	resp, err := r.cfg.Expander.ControllerExpandVolume(callCtx, &csi.ControllerExpandVolumeRequest{
 		VolumeId:      pv.Spec.CSI.VolumeHandle,
 		CapacityRange: &csi.CapacityRange{RequiredBytes: target.Value()},
 	})
 	cancel()
+	metrics.Observe(metrics.Resize, start, err)
 	if err != nil {
 		st := status.Convert(err)
 		msg := fmt.Sprintf("resize volume %s to %s: %s", pv.Name, target.String(), st.Message())

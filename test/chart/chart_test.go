@@ -98,6 +98,9 @@ func decode(t *testing.T, manifest []byte) objects {
 			continue
 		}
 		obj, gvk, err := dec.Decode(doc, nil, nil)
+		if runtime.IsNotRegisteredError(err) {
+			obj, gvk, err = decodeMonitoring(doc, err) // prometheus-operator kinds: metrics_test.go
+		}
 		if err != nil {
 			t.Errorf("strict decode failed: %v\n%s", err, doc)
 			continue
