@@ -18,6 +18,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	storageinformers "k8s.io/client-go/informers/storage/v1"
 	"k8s.io/client-go/kubernetes"
@@ -98,6 +99,9 @@ type Publisher struct {
 	queue   workqueue.TypedRateLimitingInterface[string] // class names
 
 	owner ownerCache
+
+	volumesMu sync.Mutex
+	volumes   map[types.UID]bool // our PVs seen so far
 }
 
 // New checks cfg and returns a publisher that does nothing until Start.
@@ -108,7 +112,7 @@ func New(cfg Config) (*Publisher, error) {
 	if cfg.Interval == 0 {
 		cfg.Interval = DefaultInterval
 	}
-	return &Publisher{cfg: cfg, who: newPublisher(cfg), poke: make(chan struct{}, 1)}, nil
+	return &Publisher{cfg: cfg, who: newPublisher(cfg), poke: make(chan struct{}, 1), volumes: map[types.UID]bool{}}, nil
 }
 
 // Trigger asks for every object to be recomputed soon (within about a
@@ -152,13 +156,11 @@ func (p *Publisher) Start(_ context.Context, factory informers.SharedInformerFac
 			DeleteFunc: p.objectDeleted,
 		}},
 		{volumes, cache.ResourceEventHandlerFuncs{
-			AddFunc: p.volumeChanged,
+			AddFunc: func(o any) { p.volumeChanged(o, false) },
 			UpdateFunc: func(old, o any) {
-				if sizeChanged(old, o) {
-					p.volumeChanged(o)
-				}
+				p.volumeChanged(o, sizeChanged(old, o))
 			},
-			DeleteFunc: p.volumeChanged,
+			DeleteFunc: p.volumeGone,
 		}},
 	}
 	var synced []cache.InformerSynced
@@ -270,18 +272,49 @@ func (p *Publisher) objectDeleted(obj any) {
 	p.objectChanged(obj)
 }
 
-// volumeChanged refreshes after a volume of this instance was made, grown
-// or deleted: what the others may still take changed.
-func (p *Publisher) volumeChanged(obj any) {
+// volumeChanged refreshes after a volume of this instance was made or
+// grown: what the others may still take changed. A volume counts as made
+// the first time any event shows it, not on Add only: the provisioner
+// library puts a PV it has just created into the shared informer's store
+// itself, so the informer may never report it as added.
+func (p *Publisher) volumeChanged(obj any, grown bool) {
+	pv, ok := p.ourVolume(obj)
+	if !ok {
+		return
+	}
+	p.volumesMu.Lock()
+	fresh := !p.volumes[pv.UID]
+	p.volumes[pv.UID] = true
+	p.volumesMu.Unlock()
+	if fresh || grown {
+		p.Trigger()
+	}
+}
+
+// volumeGone refreshes after a volume of this instance was deleted.
+func (p *Publisher) volumeGone(obj any) {
+	pv, ok := p.ourVolume(obj)
+	if !ok {
+		return
+	}
+	p.volumesMu.Lock()
+	delete(p.volumes, pv.UID)
+	p.volumesMu.Unlock()
+	p.Trigger()
+}
+
+// ourVolume: a PV of this driver whose volume this instance made (its backend,
+// and for local volumes its node).
+func (p *Publisher) ourVolume(obj any) (*v1.PersistentVolume, bool) {
 	pv, ok := unwrap[*v1.PersistentVolume](obj)
 	if !ok || pv.Spec.CSI == nil || pv.Spec.CSI.Driver != p.cfg.DriverName {
-		return
+		return nil, false
 	}
 	id, err := volumeid.Parse(pv.Spec.CSI.VolumeHandle)
 	if err != nil || id.Backend != p.cfg.Backend || (id.Backend == volumeid.Local && id.Node != p.cfg.NodeName) {
-		return
+		return nil, false
 	}
-	p.Trigger()
+	return pv, true
 }
 
 func sizeChanged(old, cur any) bool {

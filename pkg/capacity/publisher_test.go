@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/stowage-csi/stowage/pkg/backend"
@@ -71,6 +72,8 @@ type world struct {
 	client *fake.Clientset
 	pub    *Publisher
 	events *record.FakeRecorder
+	// volumes is the PV informer the publisher watches (the factory's).
+	volumes cache.SharedIndexInformer
 }
 
 func (w *world) list() []storagev1.CSIStorageCapacity {
@@ -184,7 +187,7 @@ func start(t *testing.T, client *fake.Clientset, cfg Config, objs ...runtime.Obj
 		<-done
 		factory.Shutdown()
 	})
-	return &world{t: t, client: client, pub: pub, events: events}
+	return &world{t: t, client: client, pub: pub, events: events, volumes: factory.Core().V1().PersistentVolumes().Informer()}
 }
 
 func ours(class, name, manager string) *storagev1.CSIStorageCapacity {
@@ -286,12 +289,19 @@ func TestVolumeEventRefreshes(t *testing.T) {
 	w := start(t, client, Config{Backend: volumeid.Local, NodeName: "node-a", Capacity: g, Interval: time.Hour},
 		class("fast", "local"))
 	w.waitFor("fast=4Gi")
+	settle(g) // the sync that follows our own object's creation is no answer to what comes next
 	g.set(3 * gib)
 	pv := &v1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "pv-1"}, Spec: v1.PersistentVolumeSpec{
 		PersistentVolumeSource: v1.PersistentVolumeSource{CSI: &v1.CSIPersistentVolumeSource{
 			Driver: drv, VolumeHandle: volumeid.ID{Backend: volumeid.Local, Node: "node-a", Dir: "pv-1"}.String()}},
 	}}
 	if _, err := client.CoreV1().PersistentVolumes().Create(context.Background(), pv, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Then the library adds its finalizer: an update that changes no size.
+	pv.Finalizers = []string{"external-provisioner.volume.kubernetes.io/finalizer"}
+	pv.ResourceVersion = "8"
+	if _, err := client.CoreV1().PersistentVolumes().Update(context.Background(), pv, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	w.waitFor("fast=3Gi")
@@ -395,4 +405,44 @@ func eventually(t *testing.T, cond func() bool) {
 		}
 	}
 	t.Fatal("condition not reached")
+}
+
+// The provisioner library adds the PV it created to the shared informer's
+// store before the watch reports it, so the watch's Add comes as an update
+// to an identical object: it must refresh the numbers all the same.
+func TestVolumeAddedToTheStoreFirst(t *testing.T) {
+	g := &getter{available: 4 * gib}
+	client := fake.NewClientset()
+	w := start(t, client, Config{Backend: volumeid.Local, NodeName: "node-a", Capacity: g, Interval: time.Hour},
+		class("fast", "local"))
+	w.waitFor("fast=4Gi")
+	settle(g) // the sync that follows our own object's creation is no answer to what comes next
+	g.set(3 * gib)
+	pv := &v1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "pv-1"}, Spec: v1.PersistentVolumeSpec{
+		PersistentVolumeSource: v1.PersistentVolumeSource{CSI: &v1.CSIPersistentVolumeSource{
+			Driver: drv, VolumeHandle: volumeid.ID{Backend: volumeid.Local, Node: "node-a", Dir: "pv-1"}.String()}},
+	}}
+	// What the library does right after its Create, here before it so that
+	// the watch event surely comes second (the fake keeps resourceVersion as given).
+	pv.ResourceVersion = "7"
+	if err := w.volumes.GetStore().Add(pv.DeepCopy()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.CoreV1().PersistentVolumes().Create(context.Background(), pv, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Then the library adds its finalizer: an update that changes no size.
+	pv.Finalizers = []string{"external-provisioner.volume.kubernetes.io/finalizer"}
+	pv.ResourceVersion = "8"
+	if _, err := client.CoreV1().PersistentVolumes().Update(context.Background(), pv, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w.waitFor("fast=3Gi")
+}
+
+// settle waits until the publisher has stopped asking for a while.
+func settle(g *getter) {
+	for n := -1; n != g.calls(); time.Sleep(300 * time.Millisecond) {
+		n = g.calls()
+	}
 }

@@ -44,7 +44,9 @@ func (h *harness) capacityNode(nodeName, kubeconfig string) *proc {
 	return h.track(startProc(h.t, h.logDir, "node-"+nodeName, []string{"NODE_NAME=" + nodeName, "POD_NAMESPACE=" + h.ns}, "node",
 		"--kubeconfig="+kubeconfig, "--driver-name="+h.driver, "--node-id="+nodeName,
 		"--local-base-path="+base, "--kubelet-registration-dir=",
-		"--endpoint=unix://"+filepath.Join(h.sockDir(), "csi.sock"), "--provisioner=true"))
+		"--endpoint=unix://"+filepath.Join(h.sockDir(), "csi.sock"), "--provisioner=true",
+		// Only events may refresh the numbers within a test: a poll would hide a missed one.
+		"--capacity-poll-interval=1h"))
 }
 
 // capacities lists the test driver's CSIStorageCapacity objects made by
