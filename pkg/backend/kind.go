@@ -56,6 +56,15 @@ type Usage struct {
 	Partial bool
 }
 
+// SingleNodeModes are the access modes that keep a volume on one node: all a
+// volume on one node's disk can honour, and part of what a share can.
+var SingleNodeModes = []csi.VolumeCapability_AccessMode_Mode{
+	csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER,
+	csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY,
+	csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER,
+	csi.VolumeCapability_AccessMode_SINGLE_NODE_MULTI_WRITER,
+}
+
 // Grant is the size given to one volume directory.
 type Grant struct {
 	Dir   string

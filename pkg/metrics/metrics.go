@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -97,4 +98,14 @@ func Result(err error) string {
 		return codes.Canceled.String()
 	}
 	return codes.Unknown.String()
+}
+
+// Count is how many operations of a kind ended with result in this process,
+// as stowage_operations_total says (tests of the packages that count read it).
+func Count(operation, result string) float64 {
+	var m dto.Metric
+	if err := operations.WithLabelValues(operation, result).Write(&m); err != nil {
+		return 0
+	}
+	return m.GetCounter().GetValue()
 }

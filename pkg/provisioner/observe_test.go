@@ -5,37 +5,18 @@ import (
 	"testing"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/sig-storage-lib-external-provisioner/v10/controller"
+
+	"github.com/stowage-csi/stowage/pkg/metrics"
 )
 
-// operations reads stowage_operations_total{operation,result} from the
-// default registry, where package metrics registers it.
-func operations(t *testing.T, operation, result string) float64 {
-	t.Helper()
-	families, err := prometheus.DefaultGatherer.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != "stowage_operations_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["operation"] == operation && labels["result"] == result {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
+// operations reads stowage_operations_total{operation,result}.
+func operations(_ *testing.T, operation, result string) float64 {
+	return metrics.Count(operation, result)
 }
 
 func TestProvisionAndDeleteAreCounted(t *testing.T) {

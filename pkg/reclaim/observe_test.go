@@ -6,36 +6,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/stowage-csi/stowage/pkg/metrics"
 )
 
 // recycles reads stowage_operations_total{operation="recycle",result}.
-func recycles(t *testing.T, result string) float64 {
-	t.Helper()
-	families, err := prometheus.DefaultGatherer.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != "stowage_operations_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["operation"] == "recycle" && labels["result"] == result {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
-}
+func recycles(_ *testing.T, result string) float64 { return metrics.Count("recycle", result) }
 
 func TestRecyclesAreCounted(t *testing.T) {
 	tests := []struct {

@@ -31,12 +31,7 @@ func (b *Backend) Kind() string { return volumeid.Local }
 
 // AccessModes: a volume on one node's disk serves that node only.
 func (b *Backend) AccessModes() []csi.VolumeCapability_AccessMode_Mode {
-	return []csi.VolumeCapability_AccessMode_Mode{
-		csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER,
-		csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY,
-		csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER,
-		csi.VolumeCapability_AccessMode_SINGLE_NODE_MULTI_WRITER,
-	}
+	return backend.SingleNodeModes
 }
 
 func (b *Backend) Topology(id volumeid.ID) []*csi.Topology {

@@ -40,15 +40,10 @@ func (b *Backend) Kind() string { return volumeid.NFS }
 
 // AccessModes: every mode; a share is reachable from every node.
 func (b *Backend) AccessModes() []csi.VolumeCapability_AccessMode_Mode {
-	return []csi.VolumeCapability_AccessMode_Mode{
-		csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER,
-		csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY,
-		csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER,
-		csi.VolumeCapability_AccessMode_SINGLE_NODE_MULTI_WRITER,
+	return append(slices.Clone(backend.SingleNodeModes),
 		csi.VolumeCapability_AccessMode_MULTI_NODE_READER_ONLY,
 		csi.VolumeCapability_AccessMode_MULTI_NODE_SINGLE_WRITER,
-		csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER,
-	}
+		csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER)
 }
 
 func (b *Backend) Topology(volumeid.ID) []*csi.Topology { return nil }
