@@ -1,11 +1,15 @@
 package backend
 
-import "context"
+import (
+	"context"
+
+	"github.com/stowage-csi/stowage/pkg/volumeid"
+)
 
 // SnapshotsDir is the reserved directory at a store's root that holds
 // snapshots: outside every volume (volume directories may not start with
 // .stowage), so no volume can be made in, around or over a snapshot.
-const SnapshotsDir = ".stowage-snapshots"
+const SnapshotsDir = volumeid.SnapshotsDir
 
 // Copier is implemented by stores that can copy one directory tree into
 // another of the same store (snapshots, restores and clones).
