@@ -78,7 +78,9 @@ func (d *Driver) capacity(ctx context.Context, b backend.Backend, root volumeid.
 		}
 		var g []backend.Grant
 		for _, r := range recs {
-			if !r.Retained { // kept data no longer grows: its blocks are in the free space already
+			// Kept data and complete snapshots no longer grow: their blocks
+			// are out of the free space already.
+			if !r.Retained && (r.Copying || !isSnapshotRecord(r)) {
 				g = append(g, backend.Grant{Dir: r.Dir, Bytes: r.Capacity})
 			}
 		}

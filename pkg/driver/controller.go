@@ -28,6 +28,9 @@ var controllerCaps = []csi.ControllerServiceCapability_RPC_Type{
 	csi.ControllerServiceCapability_RPC_GET_CAPACITY,
 	csi.ControllerServiceCapability_RPC_SINGLE_NODE_MULTI_WRITER,
 	csi.ControllerServiceCapability_RPC_EXPAND_VOLUME,
+	csi.ControllerServiceCapability_RPC_CREATE_DELETE_SNAPSHOT,
+	csi.ControllerServiceCapability_RPC_LIST_SNAPSHOTS,
+	csi.ControllerServiceCapability_RPC_CLONE_VOLUME,
 }
 
 func (d *Driver) ControllerGetCapabilities(context.Context, *csi.ControllerGetCapabilitiesRequest) (*csi.ControllerGetCapabilitiesResponse, error) {
@@ -54,9 +57,6 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 	if err := checkCapabilities(b, req.GetVolumeCapabilities()); err != nil {
 		return nil, err
 	}
-	if req.GetVolumeContentSource() != nil {
-		return nil, status.Error(codes.InvalidArgument, "cloning and snapshots are not supported; remove dataSource from the claim")
-	}
 	size, err := capacity(req.GetCapacityRange())
 	if err != nil {
 		return nil, status.Error(codes.OutOfRange, err.Error())
@@ -81,12 +81,22 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 	}
 	defer release()
 
+	src, err := d.contentSource(ctx, store, id, req.GetVolumeContentSource())
+	if err != nil {
+		return nil, err
+	}
+	if src != nil && size < src.size {
+		if limit := req.GetCapacityRange().GetLimitBytes(); limit > 0 && limit < src.size {
+			return nil, status.Errorf(codes.OutOfRange, "%s holds %d bytes, more than the limit of %d asked for; ask for at least its size", src.what, src.size, limit)
+		}
+		size = src.size
+	}
 	rec, err := readRecord(ctx, store, dir)
 	if err != nil {
 		return nil, storeError(err, "read the record of %s", dir)
 	}
 	if rec != nil && !rec.Retained {
-		return d.createdBefore(ctx, store, id, rec, req, p, sum)
+		return d.createdBefore(ctx, store, id, rec, req, p, sum, src)
 	}
 	if rec != nil && (!p.Adopt || rec.Namespace != p.PVCNS) {
 		return nil, status.Errorf(codes.FailedPrecondition,
@@ -109,6 +119,10 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 			"directory %s already exists on %s (it %s) and no Stowage volume owns it; Stowage never takes over an existing directory by its name. Remove or rename it, give the class a subDir template that is unique per claim, or let an admin adopt it (a static PV, or adoptExisting: \"true\" on the class)",
 			dir, id.Where(), what)
 	}
+	if existed && src != nil {
+		return nil, status.Errorf(codes.FailedPrecondition,
+			"directory %s already exists on %s; a volume made from %s is always made in a new directory, never over an existing one", dir, id.Where(), src.what)
+	}
 	if existed {
 		// Taking over a directory: it must not hold other volumes, nor
 		// be the root of another class's share.
@@ -129,6 +143,9 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 	// the grant that later capacity checks count.
 	rec = &record{Name: req.GetName(), Dir: dir, Capacity: size, OnDelete: p.OnDelete, Created: time.Now().UTC(),
 		Namespace: p.PVCNS, Claim: p.PVCName, DirMode: p.DirMode, Params: sum}
+	if src != nil {
+		rec.Source, rec.Copying = src.id, true
+	}
 	err = writeRecord(ctx, store, rec)
 	releaseRoom()
 	if err != nil {
@@ -150,10 +167,20 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 		d.undoCreate(ctx, store, dir, existed)
 		return nil, storeError(err, "limit %s to %d bytes", dir, size)
 	}
+	if src != nil {
+		if err := d.fill(ctx, store, id, rec, src); err != nil {
+			if status.Code(err) != codes.Aborted { // Aborted: still copying, the retry waits again
+				d.copies.stop(id.Where() + "#" + id.Dir)
+				d.undoCreate(ctx, store, dir, false)
+			}
+			return nil, err
+		}
+	}
 	if existed {
 		klog.InfoS("Adopted an existing directory for a new volume (adoptExisting)", "volume", req.GetName(), "dir", dir, "at", id.Where())
 	}
 	d.names.remember(req.GetName(), sum+"|"+id.String())
+	d.roots.add(id)
 	klog.V(2).InfoS("Created volume", "volumeID", id.String(), "bytes", size)
 	return &csi.CreateVolumeResponse{Volume: d.volume(id, size, req.GetVolumeCapabilities())}, nil
 }
@@ -181,7 +208,7 @@ func (d *Driver) checkAfterMkdir(ctx context.Context, store backend.Store, id vo
 // createdBefore answers a CreateVolume for a directory whose record already
 // exists: a retry of the same call (finish what a crash left) or a clash.
 func (d *Driver) createdBefore(ctx context.Context, store backend.Store, id volumeid.ID, rec *record,
-	req *csi.CreateVolumeRequest, p params.Params, sum string) (*csi.CreateVolumeResponse, error) {
+	req *csi.CreateVolumeRequest, p params.Params, sum string, src *fillSource) (*csi.CreateVolumeResponse, error) {
 	if rec.Name != req.GetName() {
 		return nil, status.Errorf(codes.AlreadyExists,
 			"directory %s already holds volume %s%s; make the StorageClass subDir template unique per claim (for example include ${pv.name})", id.Dir, rec.Name, ofClaim(rec))
@@ -195,6 +222,10 @@ func (d *Driver) createdBefore(ctx context.Context, store backend.Store, id volu
 		return nil, status.Errorf(codes.AlreadyExists,
 			"volume %s already exists with %d bytes, which does not fit the requested range", req.GetName(), rec.Capacity)
 	}
+	if (src == nil && rec.Source != "") || (src != nil && src.id != rec.Source) {
+		return nil, status.Errorf(codes.AlreadyExists,
+			"volume %s already exists with another content source (%q); a name must always come with the same source", req.GetName(), rec.Source)
+	}
 	id.OnDelete = rec.OnDelete
 	// A crash may have left the record without its directory or its limit.
 	if err := store.Mkdir(ctx, id.Dir, p.DirMode); err != nil {
@@ -203,7 +234,13 @@ func (d *Driver) createdBefore(ctx context.Context, store backend.Store, id volu
 	if _, err := d.backends[id.Backend].Limit(ctx, id, rec.Capacity); err != nil {
 		return nil, storeError(err, "limit %s to %d bytes", id.Dir, rec.Capacity)
 	}
+	if rec.Copying {
+		if err := d.fill(ctx, store, id, rec, sourceOf(rec)); err != nil {
+			return nil, err
+		}
+	}
 	d.names.remember(req.GetName(), sum+"|"+id.String())
+	d.roots.add(id)
 	return &csi.CreateVolumeResponse{Volume: d.volume(id, rec.Capacity, req.GetVolumeCapabilities())}, nil
 }
 

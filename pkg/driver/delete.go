@@ -33,6 +33,7 @@ func (d *Driver) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest)
 		return nil, err
 	}
 	defer release()
+	d.copies.stop(id.Where() + "#" + id.Dir) // a restore or clone still filling it
 
 	rec, err := readRecord(ctx, store, id.Dir)
 	if err != nil {

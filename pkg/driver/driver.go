@@ -67,6 +67,8 @@ type Driver struct {
 	names    *nameIndex
 	stats    *statsCache
 	rooms    rooms
+	copies   *copies // snapshots, restores and clones in progress
+	roots    *roots  // roots this instance has served, for ListSnapshots
 	// inlineSweep runs SweepInline once per process (ephemeral.go).
 	inlineSweep sync.Once
 }
@@ -82,7 +84,7 @@ func New(opts Options) (*Driver, error) {
 	if opts.OtherMount == nil {
 		opts.OtherMount = sameMountElsewhere
 	}
-	d := &Driver{opts: opts, backends: map[string]backend.Backend{}, locks: newLocks(), names: newNameIndex()}
+	d := &Driver{opts: opts, backends: map[string]backend.Backend{}, locks: newLocks(), names: newNameIndex(), copies: newCopies(), roots: &roots{}}
 	for _, b := range opts.Backends {
 		if _, dup := d.backends[b.Kind()]; dup {
 			return nil, fmt.Errorf("two backends of kind %q", b.Kind())

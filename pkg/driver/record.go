@@ -45,6 +45,11 @@ type record struct {
 	// its pod and where kubelet published it (ephemeral.go).
 	Pod    string `json:"pod,omitempty"`
 	Target string `json:"target,omitempty"`
+	// Source is the volume a snapshot or clone was copied from, or the
+	// snapshot a volume was restored from; Copying is set until that copy
+	// is complete (snapshot.go, fill.go).
+	Source  string `json:"source,omitempty"`
+	Copying bool   `json:"copying,omitempty"`
 }
 
 const (
