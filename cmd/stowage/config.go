@@ -27,6 +27,7 @@ type config struct {
 	qps             float64
 	burst           int
 	capacity        capacityFlags
+	orphans         orphanFlags
 
 	// node mode
 	nodeID          string
@@ -43,6 +44,7 @@ func (c *config) bind(fs *flag.FlagSet) {
 	fs.Float64Var(&c.qps, "kube-api-qps", 300, "queries per second to the Kubernetes API")
 	fs.IntVar(&c.burst, "kube-api-burst", 600, "burst of queries to the Kubernetes API")
 	c.capacity.bind(fs)
+	c.orphans.bind(fs)
 	if c.mode == modeController {
 		fs.StringVar(&c.healthAddr, "health-addr", ":9808", "address of /healthz and /metrics; empty disables")
 		fs.BoolVar(&c.leaderElect, "leader-elect", true, "elect a leader among controller replicas before provisioning")
@@ -63,6 +65,9 @@ func (c *config) check() error {
 	}
 	if c.qps <= 0 || c.burst <= 0 {
 		return fmt.Errorf("--kube-api-qps and --kube-api-burst must be positive")
+	}
+	if err := c.orphans.check(); err != nil {
+		return err
 	}
 	if c.kubeconfig != "" {
 		if _, err := os.Stat(c.kubeconfig); err != nil {

@@ -35,6 +35,6 @@ func runProvisioner(ctx context.Context, cfg config, client kubernetes.Interface
 		LeaderElectionNamespace: cfg.leaderNamespace,
 		Identity:                identity,
 		Mux:                     mux,
-		Companions:              append([]provisioner.Companion{resizeCompanion(cfg, client, d), capacityCompanion(cfg, client, d)}, metricsCompanions(cfg)...),
+		Companions:              append([]provisioner.Companion{resizeCompanion(cfg, client, d), capacityCompanion(cfg, client, d), orphansCompanion(cfg, client, d)}, metricsCompanions(cfg)...),
 	})
 }
