@@ -22,6 +22,12 @@ const (
 	nfsVolumeID   = "nfs#10.0.0.5#/export#src"
 )
 
+// snapshotClient is a fake snapshot API holding objs.
+func snapshotClient(objs ...runtime.Object) *snapfake.Clientset {
+	//lint:ignore SA1019 client/v8 generates no NewClientset (it has no apply configurations)
+	return snapfake.NewSimpleClientset(objs...)
+}
+
 // snapshot is VolumeSnapshot team/snap bound to content content-1, and the
 // content, ready, 512Mi, with handle nfsSnapshotID.
 func snapshot(modVS func(*snapshotv1.VolumeSnapshot), modContent func(*snapshotv1.VolumeSnapshotContent)) []runtime.Object {
@@ -101,7 +107,7 @@ func TestContentSource(t *testing.T) {
 		}, v1.ReadWriteOnce), snapshots: snapshot(nil, nil), want: nfsSnapshotID},
 		{name: "snapshot not ready", claim: restoring("1Gi", snapshotGroup, kindSnapshot, "snap"),
 			snapshots: snapshot(nil, func(c *snapshotv1.VolumeSnapshotContent) { c.Status.ReadyToUse = ptr.To(false) }),
-			wantErr: "not ready to use"},
+			wantErr:   "not ready to use"},
 		{name: "snapshot content failed", claim: restoring("1Gi", snapshotGroup, kindSnapshot, "snap"),
 			snapshots: snapshot(nil, func(c *snapshotv1.VolumeSnapshotContent) {
 				c.Status.ReadyToUse = nil
@@ -113,10 +119,10 @@ func TestContentSource(t *testing.T) {
 			snapshots: snapshot(nil, nil), wantErr: "does not exist"},
 		{name: "snapshot of another driver", claim: restoring("1Gi", snapshotGroup, kindSnapshot, "snap"),
 			snapshots: snapshot(nil, func(c *snapshotv1.VolumeSnapshotContent) { c.Spec.Driver = "other.csi" }),
-			wantErr: "taken by driver other.csi"},
+			wantErr:   "taken by driver other.csi"},
 		{name: "content bound to another snapshot", claim: restoring("1Gi", snapshotGroup, kindSnapshot, "snap"),
 			snapshots: snapshot(nil, func(c *snapshotv1.VolumeSnapshotContent) { c.Spec.VolumeSnapshotRef.Name = "theirs" }),
-			wantErr: "belongs to team/theirs"},
+			wantErr:   "belongs to team/theirs"},
 		{name: "claim smaller than the snapshot", claim: restoring("256Mi", snapshotGroup, kindSnapshot, "snap"),
 			snapshots: snapshot(nil, nil), wantErr: "needs at least 512Mi"},
 		{name: "snapshots off", claim: restoring("1Gi", snapshotGroup, kindSnapshot, "snap"),
@@ -145,7 +151,7 @@ func TestContentSource(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := &sources{driverName: driverName, kube: kubefake.NewClientset(tc.kube...)}
 			if tc.snapshots != nil {
-				s.snapshots = snapfake.NewSimpleClientset(tc.snapshots...)
+				s.snapshots = snapshotClient(tc.snapshots...)
 			}
 			size := tc.claim.Spec.Resources.Requests[v1.ResourceStorage]
 			src, err := s.contentSource(context.Background(), tc.claim, size.Value())
@@ -205,7 +211,7 @@ func TestCheckSourceRoot(t *testing.T) {
 func TestProvisionWithDataSource(t *testing.T) {
 	stub := &stubController{volume: &csi.Volume{VolumeId: "nfs#10.0.0.5#/export#pvc-1", CapacityBytes: 1 << 30}}
 	p := &provisioner{driverName: driverName, backend: "nfs", controller: stub,
-		sources: &sources{driverName: driverName, kube: kubefake.NewClientset(), snapshots: snapfake.NewSimpleClientset(snapshot(nil, nil)...)}}
+		sources: &sources{driverName: driverName, kube: kubefake.NewClientset(), snapshots: snapshotClient(snapshot(nil, nil)...)}}
 	opts := controller.ProvisionOptions{PVName: "pvc-1", StorageClass: class("nfs", nil),
 		PVC: restoring("1Gi", snapshotGroup, kindSnapshot, "snap")}
 	if _, _, err := p.Provision(context.Background(), opts); err != nil {
@@ -225,7 +231,7 @@ func TestProvisionWithDataSource(t *testing.T) {
 
 	// Not ready: nothing is created, and the error says it is retried.
 	stub.createReq = nil
-	p.sources.snapshots = snapfake.NewSimpleClientset(snapshot(nil, func(c *snapshotv1.VolumeSnapshotContent) { c.Status.ReadyToUse = ptr.To(false) })...)
+	p.sources.snapshots = snapshotClient(snapshot(nil, func(c *snapshotv1.VolumeSnapshotContent) { c.Status.ReadyToUse = ptr.To(false) })...)
 	opts.PVC = restoring("1Gi", snapshotGroup, kindSnapshot, "snap")
 	if _, _, err := p.Provision(context.Background(), opts); err == nil || !strings.Contains(err.Error(), "retrying") {
 		t.Fatalf("error %v, want a not-ready error that says it retries", err)
