@@ -210,6 +210,18 @@ func checkSourceRoot(src *csi.VolumeContentSource, backend, node string) error {
 	return nil
 }
 
+// describeSource names a content source for logs: "snapshot <id>",
+// "volume <id>", or "" for an empty volume.
+func describeSource(src *csi.VolumeContentSource) string {
+	switch {
+	case src.GetSnapshot() != nil:
+		return "snapshot " + src.GetSnapshot().GetSnapshotId()
+	case src.GetVolume() != nil:
+		return "volume " + src.GetVolume().GetVolumeId()
+	}
+	return ""
+}
+
 func phaseOf(c *v1.PersistentVolumeClaim) string {
 	if c.Status.Phase == "" {
 		return "Pending"

@@ -100,7 +100,8 @@ func (p *provisioner) Provision(ctx context.Context, opts controller.ProvisionOp
 	if req.VolumeContentSource, err = p.contentSource(ctx, opts.PVC, req); err != nil {
 		return nil, controller.ProvisioningFinished, err
 	}
-	logger.V(2).Info("Creating volume", "class", opts.StorageClass.Name, "bytes", req.GetCapacityRange().GetRequiredBytes())
+	logger.V(2).Info("Creating volume", "class", opts.StorageClass.Name, "bytes", req.GetCapacityRange().GetRequiredBytes(),
+		"source", describeSource(req.GetVolumeContentSource()))
 	resp, err := p.controller.CreateVolume(ctx, req)
 	if err != nil {
 		state := provisioningState(err, opts.SelectedNode != nil)
