@@ -16,13 +16,13 @@ build:
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/stowage ./cmd/stowage
 
 # deps: Debian packages and the cached Kubernetes binaries every tier but e2e needs (kube-*, kubectl, helm);
-# deps-e2e: also e2e.test, agnhost and csi-attacher, which only the e2e tier runs.
+# deps-e2e: also e2e.test, agnhost, csi-attacher and snapshot-controller, which only the e2e tier runs.
 deps:
 	test/cluster/install-deps.sh
 	test/cluster/build-binaries.sh k8s helm
 
 deps-e2e: deps
-	test/cluster/build-binaries.sh e2e attacher
+	test/cluster/build-binaries.sh e2e attacher snapshot
 
 test: deps-e2e build lint unit quota sanity chart integration e2e
 	@echo "== all tests passed"

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 
+	snapclient "github.com/kubernetes-csi/external-snapshotter/client/v8/clientset/versioned"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/stowage-csi/stowage/pkg/driver"
@@ -24,6 +25,16 @@ func runProvisioner(ctx context.Context, cfg config, client kubernetes.Interface
 		}
 		identity = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
+	// Restores read VolumeSnapshots; without the CRDs a restore is refused
+	// with the API server's answer, and nothing else needs them.
+	rc, err := kubeConfig(cfg)
+	if err != nil {
+		return err
+	}
+	snapshots, err := snapclient.NewForConfig(rc)
+	if err != nil {
+		return fmt.Errorf("snapshot API client: %w", err)
+	}
 	return provisioner.Run(ctx, provisioner.Config{
 		DriverName:              cfg.driverName,
 		Controller:              d,
@@ -31,6 +42,7 @@ func runProvisioner(ctx context.Context, cfg config, client kubernetes.Interface
 		Backend:                 backendOf(cfg.mode),
 		NodeName:                cfg.nodeID,
 		Client:                  client,
+		Snapshots:               snapshots,
 		LeaderElection:          cfg.mode == modeController && cfg.leaderElect,
 		LeaderElectionNamespace: cfg.leaderNamespace,
 		Identity:                identity,

@@ -92,6 +92,16 @@ func run(ctx context.Context, cfg config) error {
 }
 
 func kubeClient(cfg config) (kubernetes.Interface, error) {
+	rc, err := kubeConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return kubernetes.NewForConfig(rc)
+}
+
+// kubeConfig is the API client configuration every client of the process
+// shares (the Kubernetes one, the snapshot one).
+func kubeConfig(cfg config) (*rest.Config, error) {
 	var rc *rest.Config
 	var err error
 	if cfg.kubeconfig != "" {
@@ -110,7 +120,7 @@ func kubeClient(cfg config) (kubernetes.Interface, error) {
 	// The API server warns on every write of a Recycle PV that the policy is
 	// deprecated; once is enough.
 	rc.WarningHandler = rest.NewWarningWriter(os.Stderr, rest.WarningWriterOptions{Deduplicate: true})
-	return kubernetes.NewForConfig(rc)
+	return rc, nil
 }
 
 // openBackends opens the kinds of storage this mode serves: NFS everywhere

@@ -37,6 +37,7 @@ type provisioner struct {
 	controller csi.ControllerServer
 	classes    storagelisters.StorageClassLister
 	pvs        corelisters.PersistentVolumeLister // for checkNotShared
+	sources    *sources                           // data sources: restore and clone
 }
 
 var (
@@ -96,7 +97,11 @@ func (p *provisioner) Provision(ctx context.Context, opts controller.ProvisionOp
 	if err != nil {
 		return nil, controller.ProvisioningFinished, err
 	}
-	logger.V(2).Info("Creating volume", "class", opts.StorageClass.Name, "bytes", req.GetCapacityRange().GetRequiredBytes())
+	if req.VolumeContentSource, err = p.contentSource(ctx, opts.PVC, req); err != nil {
+		return nil, controller.ProvisioningFinished, err
+	}
+	logger.V(2).Info("Creating volume", "class", opts.StorageClass.Name, "bytes", req.GetCapacityRange().GetRequiredBytes(),
+		"source", describeSource(req.GetVolumeContentSource()))
 	resp, err := p.controller.CreateVolume(ctx, req)
 	if err != nil {
 		state := provisioningState(err, opts.SelectedNode != nil)
@@ -109,6 +114,25 @@ func (p *provisioner) Provision(ctx context.Context, opts controller.ProvisionOp
 	pv := buildPV(p.driverName, opts, req, resp.GetVolume(), policy)
 	logger.Info("Provisioned volume", "volumeID", resp.GetVolume().GetVolumeId(), "reclaimPolicy", policy)
 	return pv, controller.ProvisioningFinished, nil
+}
+
+// contentSource is what a claim with a data source is filled from.
+func (p *provisioner) contentSource(ctx context.Context, claim *v1.PersistentVolumeClaim, req *csi.CreateVolumeRequest) (*csi.VolumeContentSource, error) {
+	if _, _, _, _, ok := dataSource(claim); !ok {
+		return nil, nil
+	}
+	if p.sources == nil {
+		return nil, fmt.Errorf("claim %s/%s has a dataSource, but this Stowage instance cannot read data sources; this is a bug in Stowage",
+			claim.Namespace, claim.Name)
+	}
+	src, err := p.sources.contentSource(ctx, claim, req.GetCapacityRange().GetRequiredBytes())
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSourceRoot(src, p.backend, p.nodeName); err != nil {
+		return nil, fmt.Errorf("claim %s/%s: %w", claim.Namespace, claim.Name, err)
+	}
+	return src, nil
 }
 
 // Delete removes the volume behind a released PV whose policy is Delete

@@ -46,9 +46,6 @@ func checkClaim(claim *v1.PersistentVolumeClaim) error {
 	case claim.Spec.Selector != nil:
 		return fmt.Errorf("claim %s/%s has a selector, which dynamic provisioning cannot honour; "+
 			"remove spec.selector, or bind the claim to a pre-made PV", claim.Namespace, claim.Name)
-	case claim.Spec.DataSource != nil || claim.Spec.DataSourceRef != nil:
-		return fmt.Errorf("claim %s/%s has a dataSource; Stowage cannot clone volumes or restore snapshots, remove spec.dataSource",
-			claim.Namespace, claim.Name)
 	case len(claim.Spec.AccessModes) == 0:
 		return fmt.Errorf("claim %s/%s has no accessModes; set one of ReadWriteOnce, ReadOnlyMany, ReadWriteMany, ReadWriteOncePod",
 			claim.Namespace, claim.Name)

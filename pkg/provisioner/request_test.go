@@ -145,14 +145,6 @@ func TestBuildRequest(t *testing.T) {
 			wantErr: "remove spec.selector",
 		},
 		{
-			name: "data source",
-			opts: controller.ProvisionOptions{PVName: "pvc-1", StorageClass: class("nfs", nil),
-				PVC: claim(func(c *v1.PersistentVolumeClaim) {
-					c.Spec.DataSource = &v1.TypedLocalObjectReference{Kind: "PersistentVolumeClaim", Name: "x"}
-				}, v1.ReadWriteOnce)},
-			wantErr: "remove spec.dataSource",
-		},
-		{
 			name:    "no access mode",
 			opts:    controller.ProvisionOptions{PVName: "pvc-1", StorageClass: class("nfs", nil), PVC: claim(nil)},
 			wantErr: "has no accessModes",

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+	snapclient "github.com/kubernetes-csi/external-snapshotter/client/v8/clientset/versioned"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -43,6 +44,9 @@ type Config struct {
 	// is this node, only PVs of this node.
 	NodeName string
 	Client   kubernetes.Interface // built by the caller with QPS/burst for bulk work
+	// Snapshots reads VolumeSnapshots and their contents for claims that
+	// restore one; nil when snapshots are off (such claims are refused).
+	Snapshots snapclient.Interface
 	// LeaderElection: true in the controller Deployment, so that two
 	// replicas are safe; false on nodes, which each serve their own volumes.
 	LeaderElection          bool
@@ -193,7 +197,8 @@ func work(ctx context.Context, cfg Config, h *health) error {
 	p := &provisioner{
 		driverName: cfg.DriverName, backend: cfg.Backend, nodeName: cfg.NodeName,
 		controller: cfg.Controller, classes: classes.Lister(),
-		pvs: corelisters.NewPersistentVolumeLister(volumes.GetIndexer()),
+		pvs:     corelisters.NewPersistentVolumeLister(volumes.GetIndexer()),
+		sources: &sources{driverName: cfg.DriverName, kube: cfg.Client, snapshots: cfg.Snapshots},
 	}
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cfg.Client.CoreV1().Events("")})

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,6 +101,9 @@ func decode(t *testing.T, manifest []byte) objects {
 		obj, gvk, err := dec.Decode(doc, nil, nil)
 		if runtime.IsNotRegisteredError(err) {
 			obj, gvk, err = decodeMonitoring(doc, err) // prometheus-operator kinds: metrics_test.go
+		}
+		if runtime.IsNotRegisteredError(err) {
+			obj, gvk, err = decodeCRD(doc, err) // the snapshot CRDs: snapshots_test.go
 		}
 		if err != nil {
 			t.Errorf("strict decode failed: %v\n%s", err, doc)
@@ -346,6 +350,7 @@ func TestDefaults(t *testing.T) {
 		"events":                        {"create", "patch"},
 		"nodes":                         {"get"},
 	}
+	maps.Copy(wantNode, snapshotRights) // snapshots_test.go
 	if got := verbsByResource(nr); !verbMapsEqual(got, wantNode) {
 		t.Errorf("node ClusterRole grants %v, want exactly %v", got, wantNode)
 	}

@@ -11,8 +11,9 @@
 #   --binaries all      everything build-binaries.sh makes: also e2e.test and agnhost for the
 #                       storage suite (the default)
 #   --binaries needed   what this bring-up runs: k8s, plus helm with --install, plus attacher when the
-#                       installation turns csiDriver.attachRequired on
-#   --binaries k8s,helm an explicit list for build-binaries.sh (k8s helm e2e attacher)
+#                       installation turns csiDriver.attachRequired on, plus snapshot when it runs the
+#                       chart's snapshot-controller
+#   --binaries k8s,helm an explicit list for build-binaries.sh (k8s helm e2e attacher snapshot)
 #   --install           step 5
 # Afterwards `. test/cluster/env.sh` gives KUBECONFIG, kubectl, helm and the STOWAGE_* facts; the
 # cluster stays up until test/cluster/down.sh.
@@ -24,7 +25,7 @@ values=$repo/test/e2e/values-cluster.yaml
 binaries=all
 install=false
 
-usage() { echo "usage: $0 [--binaries all|needed|k8s,helm,e2e,attacher] [--install]" >&2; exit 2; }
+usage() { echo "usage: $0 [--binaries all|needed|k8s,helm,e2e,attacher,snapshot] [--install]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
     --binaries) [ $# -ge 2 ] || usage; binaries=$2; shift 2 ;;
@@ -39,7 +40,7 @@ case $binaries in
   *)
     IFS=, read -r -a targets <<<"$binaries"
     for t in "${targets[@]}"; do
-      case $t in k8s | helm | e2e | attacher) ;; *) echo "bring-up.sh: --binaries: unknown target '$t'" >&2; usage ;; esac
+      case $t in k8s | helm | e2e | attacher | snapshot) ;; *) echo "bring-up.sh: --binaries: unknown target '$t'" >&2; usage ;; esac
     done
     ;;
 esac
@@ -47,20 +48,26 @@ esac
 t0=$SECONDS
 step() { echo "== [$((SECONDS - t0))s] $*"; }
 
-# attach_required — whether the installation's CSIDriver says attachRequired: true, as the chart
-# renders it from its defaults and $values (so a default changed in the chart counts too). The
-# values' placeholders are filled as test/e2e/install.sh fills them; the server is a stand-in,
-# since the cluster may not be up yet.
-attach_required() {
-  local rendered csidriver
+# render_installation — the chart as the installation renders it from its defaults and $values (so a
+# default changed in the chart counts too). The values' placeholders are filled as
+# test/e2e/install.sh fills them; the server is a stand-in, since the cluster may not be up yet.
+render_installation() {
+  local rendered out
   rendered=$(mktemp --suffix=.yaml)
   # shellcheck disable=SC2016 # envsubst takes the variables' names
   STOWAGE_NFS_SERVER=192.0.2.1 envsubst '${STOWAGE_NFS_SERVER} ${STOWAGE_CLUSTER_DIR}' <"$values" >"$rendered"
-  csidriver=$("$K8S_BIN/helm" template stowage "$repo/charts/stowage" --values "$rendered" \
-    --kube-version "$K8S_VERSION" --show-only templates/csidriver.yaml) || { rm -f "$rendered"; echo "bring-up.sh: cannot render the chart with $values" >&2; exit 1; }
+  out=$("$K8S_BIN/helm" template stowage "$repo/charts/stowage" --values "$rendered" \
+    --kube-version "$K8S_VERSION") || { rm -f "$rendered"; echo "bring-up.sh: cannot render the chart with $values" >&2; exit 1; }
   rm -f "$rendered"
-  grep -q '^ *attachRequired: true$' <<<"$csidriver"
+  printf '%s\n' "$out"
 }
+
+# attach_required — whether the installation's CSIDriver says attachRequired: true.
+attach_required() { grep -q '^ *attachRequired: true$' <<<"$installation"; }
+
+# runs_snapshot_controller — whether the installation runs the chart's snapshot-controller
+# (snapshots.enabled and snapshots.controller.enabled).
+runs_snapshot_controller() { grep -q '^ *image: localhost/snapshot-controller:' <<<"$installation"; }
 
 # K8S_BIN, K8S_VERSION
 . "$here/lib.sh"
@@ -76,9 +83,14 @@ case $binaries in
       "$here/build-binaries.sh" k8s
     else
       "$here/build-binaries.sh" k8s helm
+      installation=$(render_installation)
       if attach_required; then
         echo "bring-up.sh: $values turns csiDriver.attachRequired on: building csi-attacher"
         "$here/build-binaries.sh" attacher
+      fi
+      if runs_snapshot_controller; then
+        echo "bring-up.sh: the installation runs the chart's snapshot-controller: building it"
+        "$here/build-binaries.sh" snapshot
       fi
     fi
     ;;

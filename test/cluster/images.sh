@@ -11,6 +11,7 @@
 #   docker.io/library/busybox:1.37 + e2e names   Debian's static busybox
 #   registry.k8s.io/e2e-test-images/agnhost:2.56 the agnhost built by build-binaries.sh
 #   localhost/csi-attacher:v4.13.0               built by build-binaries.sh
+#   localhost/snapshot-controller:v8.7.0         built by build-binaries.sh
 #   localhost/stowage:dev                        bin/stowage + util-linux mount + the test mount.nfs
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -66,6 +67,7 @@ fill_pause() { cp "$IMAGE_CACHE/pause" "$1/pause"; }
 fill_busybox() { base_rootfs "$1"; }
 fill_agnhost() { base_rootfs "$1"; cp "$K8S_BIN/agnhost" "$1/agnhost"; }
 fill_attacher() { cp "$K8S_BIN/csi-attacher" "$1/csi-attacher"; }
+fill_snapshot_controller() { cp "$K8S_BIN/snapshot-controller" "$1/snapshot-controller"; }
 
 # Host tools copied into the stowage image with the shared libraries ldd names for them.
 STOWAGE_HOST_TOOLS=(/usr/bin/mount /usr/bin/umount /usr/bin/findmnt)
@@ -119,6 +121,13 @@ build() {
     image csi-attacher '["/csi-attacher"]' null localhost/csi-attacher:v4.13.0 fill_attacher "$K8S_BIN/csi-attacher"
   else
     log "image csi-attacher: skipped, $K8S_BIN/csi-attacher not built yet (build-binaries.sh attacher)"
+  fi
+
+  if [ -x "$K8S_BIN/snapshot-controller" ]; then
+    image snapshot-controller '["/snapshot-controller"]' null localhost/snapshot-controller:v8.7.0 \
+      fill_snapshot_controller "$K8S_BIN/snapshot-controller"
+  else
+    log "image snapshot-controller: skipped, $K8S_BIN/snapshot-controller not built yet (build-binaries.sh snapshot)"
   fi
 
   # Rebuild the binary from source when there is source, so the image never carries a stale one;

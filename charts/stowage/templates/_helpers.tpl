@@ -79,3 +79,7 @@ and the node name (node ID, local provisioning of this node's claims only).
     fieldRef:
       fieldPath: metadata.namespace
 {{- end -}}
+
+{{- define "stowage.snapshotController.fullname" -}}
+{{- printf "%s-snapshot-controller" (include "stowage.fullname" .) -}}
+{{- end -}}
