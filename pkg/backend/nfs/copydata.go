@@ -13,8 +13,9 @@ import (
 // File data moves in chunks of the transfer size, each read and written by
 // whichever data connection is free, so one large file streams over all of
 // them at once and many small files do too. Writes are UNSTABLE; the
-// connection that finishes a file's last chunk COMMITs it once and then
-// sets its attributes (after the data, or the writes would move mtime).
+// file whose last chunk is written goes to a finisher, which COMMITs it once
+// and then sets its attributes (after the data, or the writes would move
+// mtime).
 
 // holeBlock is the granularity of hole keeping: an all-zero run this long
 // in the source is not written, which leaves a hole in the copy (NFSv3 has
@@ -46,27 +47,27 @@ type chunkTask struct {
 
 // queueFile hands f's chunks to the data connections; an empty file is
 // finished here.
-func (cp *treeCopy) queueFile(ctx context.Context, f *fileCopy, tasks chan<- chunkTask) error {
+func (cp *treeCopy) queueFile(ctx context.Context, f *fileCopy) error {
 	size, chunk := f.attr.Filesize, uint64(cp.chunk)
 	f.pending.Store(int64((size+chunk-1)/chunk) + 1)
 	for off := uint64(0); off < size; off += chunk {
 		select {
-		case tasks <- chunkTask{f, off}:
+		case cp.tasks <- chunkTask{f, off}:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
-	return cp.release(ctx, cp.meta, f)
+	return cp.release(ctx, f)
 }
 
-// serveChunks copies chunks on c until tasks closes or ctx ends.
-func (cp *treeCopy) serveChunks(ctx context.Context, c *conn, tasks <-chan chunkTask) error {
+// serveChunks copies chunks on c until the walk ends or ctx does.
+func (cp *treeCopy) serveChunks(ctx context.Context, c *conn) error {
 	buf := make([]byte, cp.chunk)
 	for {
 		var t chunkTask
 		var ok bool
 		select {
-		case t, ok = <-tasks:
+		case t, ok = <-cp.tasks:
 			if !ok {
 				return nil
 			}
@@ -76,7 +77,7 @@ func (cp *treeCopy) serveChunks(ctx context.Context, c *conn, tasks <-chan chunk
 		if err := cp.copyChunk(ctx, c, t, buf); err != nil {
 			return err
 		}
-		if err := cp.release(ctx, c, t.f); err != nil {
+		if err := cp.release(ctx, t.f); err != nil {
 			return err
 		}
 	}
@@ -158,12 +159,39 @@ func (f *fileCopy) noteWrite(verf uint64) {
 	}
 }
 
-// release counts one chunk (or the queueing) of f done, and finishes f on
-// c after the last.
-func (cp *treeCopy) release(ctx context.Context, c *conn, f *fileCopy) error {
+// release counts one chunk (or the queueing) of f done, and hands f to the
+// finishers after the last.
+func (cp *treeCopy) release(ctx context.Context, f *fileCopy) error {
 	if f.pending.Add(-1) > 0 {
 		return nil
 	}
+	select {
+	case cp.finished <- f:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// serveFinishes finishes files on c until no more can come or ctx ends.
+func (cp *treeCopy) serveFinishes(ctx context.Context, c *conn) error {
+	for {
+		select {
+		case f, ok := <-cp.finished:
+			if !ok {
+				return nil
+			}
+			if err := cp.finishFile(ctx, c, f); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// finishFile makes f's data durable, then gives it its attributes.
+func (cp *treeCopy) finishFile(ctx context.Context, c *conn, f *fileCopy) error {
 	f.mu.Lock()
 	wrote, verf, lost := f.wrote, f.verf, f.lost
 	f.mu.Unlock()

@@ -31,7 +31,7 @@ type dirFrame struct {
 	eof      bool               // the listing ends the directory
 }
 
-func (cp *treeCopy) walk(ctx context.Context, tasks chan<- chunkTask) error {
+func (cp *treeCopy) walk(ctx context.Context) error {
 	stack := []*dirFrame{{src: cp.srcFH, dst: cp.dstFH, at: &pathNode{name: cp.src}, attr: cp.srcAttr}}
 	for len(stack) > 0 {
 		if err := ctx.Err(); err != nil {
@@ -57,7 +57,7 @@ func (cp *treeCopy) walk(ctx context.Context, tasks chan<- chunkTask) error {
 		top.listing[0] = nil
 		top.listing = top.listing[1:]
 		top.cookie = e.Cookie
-		child, err := cp.copyEntry(ctx, top, e, tasks)
+		child, err := cp.copyEntry(ctx, top, e)
 		if err != nil {
 			return err
 		}
@@ -93,7 +93,7 @@ func isReservedDir(name string) bool {
 
 // copyEntry makes e of directory f in f's copy, and returns the frame to
 // descend into when e is a directory.
-func (cp *treeCopy) copyEntry(ctx context.Context, f *dirFrame, e *gonfs.EntryPlus, tasks chan<- chunkTask) (*dirFrame, error) {
+func (cp *treeCopy) copyEntry(ctx context.Context, f *dirFrame, e *gonfs.EntryPlus) (*dirFrame, error) {
 	name := e.FileName
 	if name == "." || name == ".." {
 		return nil, nil
@@ -118,7 +118,7 @@ func (cp *treeCopy) copyEntry(ctx context.Context, f *dirFrame, e *gonfs.EntryPl
 	case gonfs.NF3Dir:
 		return cp.copyDir(ctx, f, name, attr, fh)
 	case gonfs.NF3Reg:
-		return nil, cp.copyFile(ctx, f, name, attr, fh, tasks)
+		return nil, cp.copyFile(ctx, f, name, attr, fh)
 	case gonfs.NF3Lnk:
 		return nil, cp.copySymlink(ctx, f, name, attr, fh)
 	}
@@ -174,7 +174,7 @@ func (cp *treeCopy) copySymlink(ctx context.Context, f *dirFrame, name string, a
 
 // copyFile makes a file's copy, or another link to the copy of a file
 // already seen under another name, and queues its data.
-func (cp *treeCopy) copyFile(ctx context.Context, f *dirFrame, name string, attr *gonfs.Fattr, fh []byte, tasks chan<- chunkTask) error {
+func (cp *treeCopy) copyFile(ctx context.Context, f *dirFrame, name string, attr *gonfs.Fattr, fh []byte) error {
 	if attr.Nlink > 1 {
 		if first, ok := cp.links.take(attr.Fileid); ok {
 			err := cp.meta.do(ctx, func(p procs) error { return p.link(first, f.dst, name) })
@@ -199,7 +199,7 @@ func (cp *treeCopy) copyFile(ctx context.Context, f *dirFrame, name string, attr
 	if attr.Nlink > 1 {
 		cp.links.add(attr.Fileid, dst, attr.Nlink-1)
 	}
-	return cp.queueFile(ctx, &fileCopy{src: fh, dst: dst, dir: f.at, name: name, attr: *attr}, tasks)
+	return cp.queueFile(ctx, &fileCopy{src: fh, dst: dst, dir: f.at, name: name, attr: *attr})
 }
 
 // linkMap maps the file ID of a source file with more names than the one
