@@ -1,7 +1,7 @@
 // Package backend defines where Stowage volumes live. A Store is one root that
 // holds volume directories: an NFS share (reached in userspace by the
 // controller) or a node's local base path. Every path given to a Store is
-// relative to its root and already validated with volumeid.ValidateDir; a
+// relative to its root and already validated with volumeid.ValidateStoreDir; a
 // Store must still refuse to follow a symlink planted inside a volume.
 package backend
 

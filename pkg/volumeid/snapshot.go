@@ -99,3 +99,15 @@ func ParseSnapshot(str string) (Snapshot, error) {
 	}
 	return s, nil
 }
+
+// ValidateStoreDir checks a directory a store is asked to act on: a
+// volume's (ValidateDir) or a snapshot's, exactly SnapshotsDir/<plain name>.
+func ValidateStoreDir(dir string) error {
+	if name, ok := strings.CutPrefix(dir, SnapshotsDir+"/"); ok {
+		if name == "" || NameToken(name) != name {
+			return fmt.Errorf("snapshot directory %q: %q is not a plain name", dir, name)
+		}
+		return nil
+	}
+	return ValidateDir(dir)
+}

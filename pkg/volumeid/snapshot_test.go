@@ -40,3 +40,17 @@ func TestParseSnapshotRefuses(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateStoreDir(t *testing.T) {
+	for _, ok := range []string{"a/b", "pvc-1", ".stowage-snapshots/snapshot-1"} {
+		if err := ValidateStoreDir(ok); err != nil {
+			t.Errorf("ValidateStoreDir(%q) = %v", ok, err)
+		}
+	}
+	for _, bad := range []string{".stowage-snapshots", ".stowage-snapshots/", ".stowage-snapshots/a/b",
+		".stowage-snapshots/..", ".stowage/x", "../x", ".STOWAGE-snapshots/x"} {
+		if ValidateStoreDir(bad) == nil {
+			t.Errorf("ValidateStoreDir(%q) accepted", bad)
+		}
+	}
+}

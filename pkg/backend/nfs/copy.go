@@ -64,12 +64,7 @@ func (s *store) CopyTree(ctx context.Context, src, dst string) (backend.CopyResu
 
 // validateCopyDir accepts a volume directory or a snapshot's directory
 // under the reserved .stowage-snapshots.
-func validateCopyDir(dir string) error {
-	if rest, ok := strings.CutPrefix(dir, backend.SnapshotsDir+"/"); ok {
-		return volumeid.ValidateDir(rest)
-	}
-	return volumeid.ValidateDir(dir)
-}
+func validateCopyDir(dir string) error { return volumeid.ValidateStoreDir(dir) }
 
 // treeCopy is one CopyTree call.
 type treeCopy struct {

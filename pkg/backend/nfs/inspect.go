@@ -11,7 +11,7 @@ import (
 // Empty looks dir up without following a symlink and reads its first batch
 // of names: anything besides "." and ".." means it is not empty.
 func (s *store) Empty(ctx context.Context, dir string) (exists, empty bool, err error) {
-	if err := volumeid.ValidateDir(dir); err != nil {
+	if err := volumeid.ValidateStoreDir(dir); err != nil {
 		return false, false, err
 	}
 	err = s.run(ctx, func(c *conn) error {

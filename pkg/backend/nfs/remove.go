@@ -21,7 +21,7 @@ import (
 const rmdirAttempts = 3
 
 func (s *store) RemoveAll(ctx context.Context, dir string) error {
-	if err := volumeid.ValidateDir(dir); err != nil {
+	if err := volumeid.ValidateStoreDir(dir); err != nil {
 		return err
 	}
 	err := s.run(ctx, func(c *conn) error { return removeAll(ctx, c, dir) })
@@ -53,7 +53,7 @@ func removeAll(ctx context.Context, c *conn, dir string) error {
 }
 
 func (s *store) Scrub(ctx context.Context, dir string) error {
-	if err := volumeid.ValidateDir(dir); err != nil {
+	if err := volumeid.ValidateStoreDir(dir); err != nil {
 		return err
 	}
 	err := s.run(ctx, func(c *conn) error {

@@ -20,7 +20,7 @@ import (
 // NFSv3 has no call for ACLs (the server's own NFSACL side protocol is not
 // spoken here), so ACLs set on the server's side stay.
 func (s *store) Reset(ctx context.Context, dir string, perm os.FileMode) error {
-	if err := volumeid.ValidateDir(dir); err != nil {
+	if err := volumeid.ValidateStoreDir(dir); err != nil {
 		return err
 	}
 	uid, gid := s.ep.opts.UID, s.ep.opts.GID

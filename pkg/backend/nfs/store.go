@@ -155,7 +155,7 @@ func mkdirAll(p procs, root []byte, rel string, perm os.FileMode) ([]byte, error
 }
 
 func (s *store) Mkdir(ctx context.Context, dir string, perm os.FileMode) error {
-	if err := volumeid.ValidateDir(dir); err != nil {
+	if err := volumeid.ValidateStoreDir(dir); err != nil {
 		return err
 	}
 	err := s.run(ctx, func(c *conn) error {
@@ -171,7 +171,7 @@ func (s *store) Mkdir(ctx context.Context, dir string, perm os.FileMode) error {
 }
 
 func (s *store) Exists(ctx context.Context, dir string) (bool, error) {
-	if err := volumeid.ValidateDir(dir); err != nil {
+	if err := volumeid.ValidateStoreDir(dir); err != nil {
 		return false, err
 	}
 	var isDir bool
@@ -195,7 +195,7 @@ func (s *store) Exists(ctx context.Context, dir string) (bool, error) {
 
 func (s *store) Rename(ctx context.Context, dir, newDir string) error {
 	for _, d := range []string{dir, newDir} {
-		if err := volumeid.ValidateDir(d); err != nil {
+		if err := volumeid.ValidateStoreDir(d); err != nil {
 			return err
 		}
 	}
