@@ -349,7 +349,7 @@ func (c *copier) push(l copyLevel) {
 func (c *copier) finish() error {
 	i := len(c.stack) - 1
 	l := &c.stack[i]
-	if err := c.setAttrs(l.src, l.dst, &l.attrs, c.where("")); err != nil {
+	if err := c.setAttrs(l.src, l.dst, &l.attrs, ""); err != nil {
 		return err
 	}
 	if i > 0 && c.stack[i-1].src < 0 {

@@ -28,22 +28,23 @@ func attrsOf(st *unix.Statx_t) attrs {
 		times: [2]unix.Timespec{ts(st.Atime), ts(st.Mtime)}}
 }
 
-// setAttrs gives dst (a file or directory open at fd) src's attributes. The
+// setAttrs gives dst (a file or directory open at fd) src's attributes;
+// name is the entry's in the current directory ("" for the directory). The
 // order matters: chown clears setuid/setgid and file capabilities, so it
 // goes first; chmod after the ACL xattr leaves the ACL's mask as the
 // source's mode says; times last, as any change above moves ctime only.
-func (c *copier) setAttrs(src, dst int, a *attrs, where string) error {
+func (c *copier) setAttrs(src, dst int, a *attrs, name string) error {
 	if err := unix.Fchown(dst, int(a.uid), int(a.gid)); err != nil {
-		return &os.PathError{Op: "chown", Path: where + " (copy)", Err: err}
+		return &os.PathError{Op: "chown", Path: c.where(name) + " (copy)", Err: err}
 	}
-	if err := c.copyXattrs(fdXattrs{src}, fdXattrs{dst}, where); err != nil {
+	if err := c.copyXattrs(fdXattrs{src}, fdXattrs{dst}, name); err != nil {
 		return err
 	}
 	if err := unix.Fchmod(dst, a.mode); err != nil {
-		return &os.PathError{Op: "chmod", Path: where + " (copy)", Err: err}
+		return &os.PathError{Op: "chmod", Path: c.where(name) + " (copy)", Err: err}
 	}
 	if err := futimens(dst, &a.times); err != nil {
-		return &os.PathError{Op: "utimens", Path: where + " (copy)", Err: err}
+		return &os.PathError{Op: "utimens", Path: c.where(name) + " (copy)", Err: err}
 	}
 	return nil
 }
@@ -61,20 +62,19 @@ func futimens(fd int, ts *[2]unix.Timespec) error {
 // setLinkAttrs is setAttrs for an entry that cannot be opened to be
 // written (a symlink, a FIFO): by name in its directory, never following.
 func (c *copier) setLinkAttrs(srcDir, dstDir int, name string, a *attrs, symlink bool) error {
-	where := c.where(name) + " (copy)"
 	if err := unix.Fchownat(dstDir, name, int(a.uid), int(a.gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return &os.PathError{Op: "chown", Path: where, Err: err}
+		return &os.PathError{Op: "chown", Path: c.where(name) + " (copy)", Err: err}
 	}
-	if err := c.copyXattrs(procPath(srcDir, name), procPath(dstDir, name), c.where(name)); err != nil {
+	if err := c.copyXattrs(procPath(srcDir, name), procPath(dstDir, name), name); err != nil {
 		return err
 	}
 	if !symlink { // a symlink's mode is always 0777
 		if err := unix.Fchmodat(dstDir, name, a.mode, 0); err != nil {
-			return &os.PathError{Op: "chmod", Path: where, Err: err}
+			return &os.PathError{Op: "chmod", Path: c.where(name) + " (copy)", Err: err}
 		}
 	}
 	if err := unix.UtimesNanoAt(dstDir, name, a.times[:], unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return &os.PathError{Op: "utimens", Path: where, Err: err}
+		return &os.PathError{Op: "utimens", Path: c.where(name) + " (copy)", Err: err}
 	}
 	return nil
 }
@@ -147,40 +147,40 @@ type xattrBufs struct{ names, value []byte }
 // them (a label the policy assigns itself, no CAP_SYS_ADMIN in a user
 // namespace) is logged and skipped, as cp -a does, since the copy is still
 // the tenant's data.
-func (c *copier) copyXattrs(src, dst xattrs, where string) error {
+func (c *copier) copyXattrs(src, dst xattrs, name string) error {
 	b := &c.xattrBuf
 	n, err := growing(&b.names, 1024, src.list)
 	switch {
 	case err == unix.ENOTSUP, err == unix.ENOENT && isProc(src):
 		return nil // no xattrs here (or no /proc to reach a symlink's)
 	case err != nil:
-		return &os.PathError{Op: "listxattr", Path: where, Err: err}
+		return &os.PathError{Op: "listxattr", Path: c.where(name), Err: err}
 	}
 	for names := b.names[:n]; len(names) > 0; {
 		i := bytes.IndexByte(names, 0)
 		if i < 0 {
 			i = len(names)
 		}
-		name := string(names[:i])
+		x := string(names[:i])
 		names = names[min(i+1, len(names)):]
-		if name == "" {
+		if x == "" {
 			continue
 		}
-		v, err := growing(&b.value, 256, func(d []byte) (int, error) { return src.get(name, d) })
+		v, err := growing(&b.value, 256, func(d []byte) (int, error) { return src.get(x, d) })
 		if err == unix.ENODATA {
 			continue // removed since listed
 		}
 		if err != nil {
-			return &os.PathError{Op: "getxattr " + name, Path: where, Err: err}
+			return &os.PathError{Op: "getxattr " + x, Path: c.where(name), Err: err}
 		}
-		err = dst.set(name, b.value[:v])
-		if err != nil && (strings.HasPrefix(name, "security.") || strings.HasPrefix(name, "trusted.")) &&
+		err = dst.set(x, b.value[:v])
+		if err != nil && (strings.HasPrefix(x, "security.") || strings.HasPrefix(x, "trusted.")) &&
 			(err == unix.EPERM || err == unix.ENOTSUP) {
-			klog.V(2).InfoS("Copy leaves out an extended attribute it may not set", "path", where, "xattr", name, "err", err)
+			klog.V(2).InfoS("Copy leaves out an extended attribute it may not set", "path", c.where(name), "xattr", x, "err", err)
 			continue
 		}
 		if err != nil {
-			return &os.PathError{Op: "setxattr " + name, Path: where + " (copy)", Err: err}
+			return &os.PathError{Op: "setxattr " + x, Path: c.where(name) + " (copy)", Err: err}
 		}
 	}
 	return nil

@@ -58,7 +58,7 @@ func (c *copier) copyFile(l *copyLevel, name string, st *unix.Statx_t) error {
 		}
 	}
 	a := attrsOf(st)
-	if err := c.setAttrs(src, dst, &a, c.where(name)); err != nil {
+	if err := c.setAttrs(src, dst, &a, name); err != nil {
 		return err
 	}
 	c.res.Bytes += int64(st.Size)
