@@ -87,15 +87,15 @@ func (d *Driver) snapshotSource(ctx context.Context, store backend.Store, src vo
 	if err != nil {
 		return nil, storeError(err, "read the record of %s", src.Dir)
 	}
-	if err := checkOwner(src, rec, ""); err != nil {
-		return nil, err
-	}
 	ok, err := store.Exists(ctx, src.Dir)
 	if err != nil {
 		return nil, storeError(err, "check %s", src.Dir)
 	}
 	if !ok || (rec != nil && rec.Retained) {
 		return nil, status.Errorf(codes.NotFound, "source volume %s does not exist: no directory %s on %s", src, src.Dir, src.Where())
+	}
+	if err := checkOwner(src, rec, ""); err != nil {
+		return nil, err
 	}
 	if rec == nil {
 		rec = &record{Dir: src.Dir} // a static volume: its size is not known

@@ -156,19 +156,19 @@ func TestSnapshotRefusals(t *testing.T) {
 	}
 	// Restoring over an existing directory is refused even where the
 	// class adopts existing directories: A's snapshot never lands in B's data.
-	if err := os.Mkdir(filepath.Join(base, "taken"), 0o755); err != nil {
+	if err := os.Mkdir(filepath.Join(base, "pvc-f"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(base, "taken", "mine"), "B's data")
+	writeFile(t, filepath.Join(base, "pvc-f", "mine"), "B's data")
 	adopt := fromSnap("pvc-f", snap.SnapshotId, 1<<20, 0)
-	adopt.Parameters = map[string]string{"backend": "local", "adoptExisting": "true", "subDir": "taken"}
+	adopt.Parameters = map[string]string{"backend": "local", "adoptExisting": "true"}
 	if _, err := d.CreateVolume(ctx, adopt); code(err) != codes.FailedPrecondition {
 		t.Errorf("restore over an existing directory: %v, want FailedPrecondition", err)
 	}
-	if readFile(t, filepath.Join(base, "taken", "mine")) != "B's data" {
+	if readFile(t, filepath.Join(base, "pvc-f", "mine")) != "B's data" {
 		t.Error("the existing directory was changed")
 	}
-	if _, err := os.Stat(filepath.Join(base, "taken", "a")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(base, "pvc-f", "a")); !os.IsNotExist(err) {
 		t.Error("the snapshot was copied into an existing directory")
 	}
 }
