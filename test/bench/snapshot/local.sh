@@ -5,7 +5,7 @@
 # reflink and on a loop-mounted ext4. The tree is BenchmarkCopyTree's (1 GiB
 # in 10,000 files, pkg/backend/local/copy_bench_test.go), made once per
 # filesystem; every round copies into a fresh directory and ends with a
-# syncfs, for the tools as for CopyTree. Prints the median of ROUNDS rounds
+# syncfs, for the tools as for CopyTree, and rounds of the three alternate. Prints the median of ROUNDS rounds
 # (default 3) in seconds. Needs root (loop devices, mount).
 #
 #   test/bench/snapshot/local.sh            # ROUNDS=5 test/bench/snapshot/local.sh
@@ -28,18 +28,24 @@ median() { sort -n | awk '{v[NR]=$1} END {printf "%.3f", v[int((NR+1)/2)]}'; }
 now() { date +%s.%N; }
 tar_copy() { tar -C "$1" -cf - . | tar -C "$2" -xf -; }
 
-# time_tool NAME DIR CMD...: ROUNDS timings of CMD copying DIR/stowage-bench/vol to a fresh DIR/copy.
-time_tool() {
+# timed DIR CMD...: seconds CMD takes to copy DIR/stowage-bench/vol into a fresh DIR/copy, synced.
+timed() {
 	local dir=$1 start end
 	shift
-	for _ in $(seq "$rounds"); do
-		rm -rf "$dir/copy" && mkdir "$dir/copy" && sync -f "$dir"
-		start=$(now)
-		"$@" >/dev/null
-		sync -f "$dir"
-		end=$(now)
-		awk -v a="$start" -v b="$end" 'BEGIN {print b - a}'
-	done | median
+	rm -rf "$dir/copy" && mkdir "$dir/copy" && sync -f "$dir"
+	start=$(now)
+	"$@" >/dev/null
+	sync -f "$dir"
+	end=$(now)
+	rm -rf "$dir/copy"
+	awk -v a="$start" -v b="$end" 'BEGIN {print b - a}'
+}
+
+# copytree DIR: seconds one round of BenchmarkCopyTree takes in DIR (the
+# first also makes the tree, untimed).
+copytree() {
+	STOWAGE_BENCH_DIR=$1 "$work/local.test" -test.run '^$' -test.bench '^BenchmarkCopyTree$/given' \
+		-test.benchtime 1x 2>/dev/null | awk '/^BenchmarkCopyTree/ {print $3 / 1e9}'
 }
 
 printf '%-12s %10s %10s %10s %14s\n' filesystem CopyTree 'cp -a' tar 'CopyTree/cp'
@@ -54,13 +60,16 @@ for fs in xfs-reflink ext4; do
 	mount -o loop "$img" "$mnt"
 	mounted+=("$mnt")
 
-	# Each -test.count run is one round, timed like the tools'; the first
-	# also makes the tree.
-	ours=$(STOWAGE_BENCH_DIR=$mnt "$work/local.test" -test.run '^$' -test.bench '^BenchmarkCopyTree$/given' \
-		-test.benchtime 1x -test.count "$rounds" 2>/dev/null |
-		awk '/^BenchmarkCopyTree/ {print $3 / 1e9}' | median)
+	copytree "$mnt" >/dev/null # makes the tree, warms the cache as it would be for a live volume
 	src=$mnt/stowage-bench/vol
-	cp_s=$(time_tool "$mnt" cp -a --reflink=auto "$src/." "$mnt/copy/")
-	tar_s=$(time_tool "$mnt" tar_copy "$src" "$mnt/copy")
+	# Rounds alternate between the three, so that load from elsewhere on
+	# the machine falls on all of them alike.
+	: >"$work/ours" && : >"$work/cp" && : >"$work/tar"
+	for _ in $(seq "$rounds"); do
+		copytree "$mnt" >>"$work/ours"
+		timed "$mnt" cp -a --reflink=auto "$src/." "$mnt/copy/" >>"$work/cp"
+		timed "$mnt" tar_copy "$src" "$mnt/copy" >>"$work/tar"
+	done
+	ours=$(median <"$work/ours") cp_s=$(median <"$work/cp") tar_s=$(median <"$work/tar")
 	printf '%-12s %10s %10s %10s %14s\n' "$fs" "$ours" "$cp_s" "$tar_s" "$(awk -v a="$ours" -v b="$cp_s" 'BEGIN {printf "%.2f", a / b}')"
 done
