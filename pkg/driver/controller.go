@@ -186,7 +186,9 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 	d.names.remember(req.GetName(), sum+"|"+id.String())
 	d.roots.add(id)
 	klog.V(2).InfoS("Created volume", "volumeID", id.String(), "bytes", size)
-	return &csi.CreateVolumeResponse{Volume: d.volume(id, size, req.GetVolumeCapabilities())}, nil
+	v := d.volume(id, size, req.GetVolumeCapabilities())
+	v.ContentSource = req.GetVolumeContentSource()
+	return &csi.CreateVolumeResponse{Volume: v}, nil
 }
 
 // checkAfterMkdir repeats the nesting checks once the record and the
@@ -245,7 +247,9 @@ func (d *Driver) createdBefore(ctx context.Context, store backend.Store, id volu
 	}
 	d.names.remember(req.GetName(), sum+"|"+id.String())
 	d.roots.add(id)
-	return &csi.CreateVolumeResponse{Volume: d.volume(id, rec.Capacity, req.GetVolumeCapabilities())}, nil
+	v := d.volume(id, rec.Capacity, req.GetVolumeCapabilities())
+	v.ContentSource = req.GetVolumeContentSource()
+	return &csi.CreateVolumeResponse{Volume: v}, nil
 }
 
 // undoCreate removes what a failed CreateVolume made, so nothing half-made
