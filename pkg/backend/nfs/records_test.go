@@ -71,3 +71,90 @@ func TestRecordErrors(t *testing.T) {
 		t.Errorf("ReadFile of a directory = %v, want a not-a-regular-file error", err)
 	}
 }
+
+// A record whose CREATE landed but not its WRITE (a crash in between) is
+// empty: it reads as missing, and the next write replaces it.
+func TestRecordEmptyReadsAsMissing(t *testing.T) {
+	srv := needServer(t)
+	st := srv.open(t)
+	ctx := testCtx(t)
+	name := srv.base(t) + ".json"
+	t.Cleanup(func() { _ = st.RemoveRecord(ctx, name) })
+	if err := st.WriteRecord(ctx, "warm-"+name, []byte("x")); err != nil { // makes .stowage if missing
+		t.Fatal(err)
+	}
+	_ = st.RemoveRecord(ctx, "warm-"+name)
+	if err := os.WriteFile(srv.local(filepath.Join(recordDir, name)), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.ReadRecord(ctx, name); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("ReadRecord of an empty record = %v, want ErrNotFound", err)
+	}
+	data := []byte(`{"name":"pvc-2"}`)
+	if err := st.WriteRecord(ctx, name, data); err != nil {
+		t.Fatalf("WriteRecord over an empty record: %v", err)
+	}
+	if got, err := st.ReadRecord(ctx, name); err != nil || !bytes.Equal(got, data) {
+		t.Errorf("ReadRecord = %q, %v; want %q", got, err, data)
+	}
+	fi, err := os.Stat(srv.local(filepath.Join(recordDir, name)))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("record mode = %v (%v), want 0600", fi.Mode(), err)
+	}
+}
+
+// A cached handle of .stowage that the server no longer knows is dropped and
+// looked up again; the call succeeds.
+func TestRecordsDirStaleHandle(t *testing.T) {
+	srv := needServer(t)
+	st := srv.open(t)
+	ctx := testCtx(t)
+	base := srv.base(t)
+	name := base + ".json"
+	t.Cleanup(func() { _ = st.RemoveRecord(ctx, name) })
+	if err := st.WriteRecord(ctx, name, []byte("v1")); err != nil {
+		t.Fatal(err)
+	}
+	// A directory's handle that goes stale: made, looked up, removed.
+	gone := base + "/gone"
+	if err := st.Mkdir(ctx, gone, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	c, err := st.(*store).ep.get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stale []byte
+	if err := c.do(ctx, func(p procs) error {
+		_, fh, err := walk(p, c.root, gone)
+		stale = fh
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Through the server, so that it knows the handle is gone (removed
+	// behind its back, NFS-Ganesha's cache would still answer for it).
+	if err := st.RemoveAll(ctx, gone); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		what string
+		do   func() error
+	}{
+		{"ReadRecord", func() error { _, err := st.ReadRecord(ctx, name); return err }},
+		{"WriteRecord", func() error { return st.WriteRecord(ctx, name, []byte("v2")) }},
+		{"ListRecords", func() error { _, err := st.ListRecords(ctx); return err }},
+		{"RemoveRecord", func() error { return st.RemoveRecord(ctx, name) }},
+	} {
+		c.records.set(stale)
+		if err := step.do(); err != nil {
+			t.Errorf("%s with a stale cached handle of .stowage: %v", step.what, err)
+		}
+		if fh := c.records.get(); bytes.Equal(fh, stale) {
+			t.Errorf("%s kept the stale handle in the cache", step.what)
+		}
+	}
+	if srv.exists(filepath.Join(recordDir, name)) {
+		t.Errorf("the record is still on the server after RemoveRecord")
+	}
+}
