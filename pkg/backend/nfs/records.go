@@ -18,9 +18,14 @@ const recordDir = ".stowage"
 // maxRecord bounds what is read (backend.MaxRecordBytes).
 const maxRecord = backend.MaxRecordBytes
 
-// A record costs one LOOKUP and one READ to read, one CREATE and one WRITE
-// to write where it is new, one REMOVE to remove: the records directory's
-// handle is cached on the connection (recordsdir.go).
+// A record is a symbolic link in .stowage whose target is the record's text,
+// as in the local store: one SYMLINK makes it whole (a crash leaves it
+// complete or absent, never empty or half written), one LOOKUP and one
+// READLINK read it, one REMOVE removes it, and the handle of .stowage is
+// cached on the connection (recordsdir.go). Nothing ever follows these links:
+// the server only stores the text. Records that earlier versions wrote as
+// regular files are still read, and replaced by a link when next written.
+// On the server, `readlink .stowage/vol-….json` shows a record.
 
 func (s *store) ReadRecord(ctx context.Context, name string) ([]byte, error) {
 	if err := backend.CheckRecordName(name); err != nil {
@@ -35,13 +40,19 @@ func (s *store) ReadRecord(ctx context.Context, name string) ([]byte, error) {
 				if err != nil {
 					return err
 				}
-				if attr.Type != gonfs.NF3Reg {
-					return fmt.Errorf("%q is not a regular file", rel)
-				}
 				if attr.Size() > maxRecord {
 					return fmt.Errorf("%q is %d bytes, more than the %d a record may hold", rel, attr.Size(), maxRecord)
 				}
-				data, err = p.readSmall(fh, maxRecord)
+				switch attr.Type {
+				case gonfs.NF3Lnk:
+					var target string
+					target, err = p.readlink(fh)
+					data = []byte(target)
+				case gonfs.NF3Reg:
+					data, err = p.readSmall(fh, maxRecord)
+				default:
+					return fmt.Errorf("%q is neither a symbolic link nor a regular file", rel)
+				}
 				if err == nil && len(data) > maxRecord {
 					err = fmt.Errorf("%q grew beyond the %d bytes a record may hold", rel, maxRecord)
 				}
@@ -52,22 +63,15 @@ func (s *store) ReadRecord(ctx context.Context, name string) ([]byte, error) {
 	if hasStatus(err, gonfs.NFS3ErrNotDir) {
 		err = fmt.Errorf("a parent of it is not a directory: %w", backend.ErrNotFound)
 	}
-	if err == nil && len(data) == 0 {
-		// A record is never empty (backend.CheckRecord): this is one whose
-		// CREATE landed and whose WRITE did not (the writer crashed in
-		// between, before it made any directory). It was never written;
-		// the next WriteRecord replaces it.
-		err = fmt.Errorf("%q is empty (an unfinished write): %w", rel, backend.ErrNotFound)
-	}
 	if err != nil {
 		return nil, explain(s.ep.loc, "read", rel, err)
 	}
 	return data, nil
 }
 
-// WriteRecord creates a new record in one exclusive CREATE and one stable
-// WRITE. An existing record is replaced through a temporary name and a
-// RENAME, so that a reader sees the old or the new record, never half.
+// WriteRecord makes a new record with one SYMLINK. An existing record is
+// replaced by a link made under a temporary name and renamed over it, so
+// that a reader sees the old or the new record, never neither.
 func (s *store) WriteRecord(ctx context.Context, name string, data []byte) error {
 	if err := backend.CheckRecordName(name); err != nil {
 		return err
@@ -79,12 +83,12 @@ func (s *store) WriteRecord(ctx context.Context, name string, data []byte) error
 	err := s.run(ctx, func(c *conn) error {
 		return c.do(ctx, func(p procs) error {
 			return c.withRecordsDir(p, true, func(dfh []byte) error {
-				err := createWith(p, dfh, name, data)
+				err := p.symlink(dfh, name, string(data))
 				if !hasStatus(err, gonfs.NFS3ErrExist) {
 					return err
 				}
 				tmp := "." + name + ".tmp-" + randomSuffix()
-				if err := createWith(p, dfh, tmp, data); err != nil {
+				if err := p.symlink(dfh, tmp, string(data)); err != nil {
 					return err
 				}
 				if err := p.rename(dfh, tmp, dfh, name); err != nil {
@@ -97,24 +101,6 @@ func (s *store) WriteRecord(ctx context.Context, name string, data []byte) error
 	})
 	if err != nil {
 		return explain(s.ep.loc, "write", rel, err)
-	}
-	return nil
-}
-
-// createWith makes name in dir, which must not exist, holding data on stable
-// storage. A name it made but could not fill is removed again, unless the
-// connection broke (the retry replaces it; a reader takes an empty record
-// for a missing one).
-func createWith(p procs, dir []byte, name string, data []byte) error {
-	fh, err := p.createGuarded(dir, name, 0o600)
-	if err != nil {
-		return err
-	}
-	if err := p.writeSync(fh, data); err != nil {
-		if !isTransport(err) {
-			_ = p.remove(dir, name)
-		}
-		return err
 	}
 	return nil
 }

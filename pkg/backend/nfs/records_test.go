@@ -28,8 +28,8 @@ func TestRecords(t *testing.T) {
 	if err := st.WriteRecord(ctx, name, data); err != nil {
 		t.Fatal(err)
 	}
-	if b, err := os.ReadFile(srv.local(filepath.Join(recordDir, name))); err != nil || !bytes.Equal(b, data) {
-		t.Errorf("server side %s holds %q (%v), want %q", name, b, err, data)
+	if b, err := os.Readlink(srv.local(filepath.Join(recordDir, name))); err != nil || b != string(data) {
+		t.Errorf("server side %s is a link to %q (%v), want %q", name, b, err, data)
 	}
 	entries, err := os.ReadDir(srv.local(recordDir))
 	if err != nil {
@@ -72,9 +72,9 @@ func TestRecordErrors(t *testing.T) {
 	}
 }
 
-// A record whose CREATE landed but not its WRITE (a crash in between) is
-// empty: it reads as missing, and the next write replaces it.
-func TestRecordEmptyReadsAsMissing(t *testing.T) {
+// A record that an earlier version wrote as a regular file reads as before,
+// and a write replaces it with a link.
+func TestRecordLegacyFile(t *testing.T) {
 	srv := needServer(t)
 	st := srv.open(t)
 	ctx := testCtx(t)
@@ -84,22 +84,25 @@ func TestRecordEmptyReadsAsMissing(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = st.RemoveRecord(ctx, "warm-"+name)
-	if err := os.WriteFile(srv.local(filepath.Join(recordDir, name)), nil, 0o600); err != nil {
+	old := []byte(`{"name":"pvc-old"}`)
+	if err := os.WriteFile(srv.local(filepath.Join(recordDir, name)), old, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.ReadRecord(ctx, name); !errors.Is(err, backend.ErrNotFound) {
-		t.Errorf("ReadRecord of an empty record = %v, want ErrNotFound", err)
+	if got, err := st.ReadRecord(ctx, name); err != nil || !bytes.Equal(got, old) {
+		t.Errorf("ReadRecord of a record file = %q, %v; want %q", got, err, old)
 	}
-	data := []byte(`{"name":"pvc-2"}`)
+	data := []byte(`{"name":"pvc-new"}`)
 	if err := st.WriteRecord(ctx, name, data); err != nil {
-		t.Fatalf("WriteRecord over an empty record: %v", err)
+		t.Fatalf("WriteRecord over a record file: %v", err)
 	}
 	if got, err := st.ReadRecord(ctx, name); err != nil || !bytes.Equal(got, data) {
-		t.Errorf("ReadRecord = %q, %v; want %q", got, err, data)
+		t.Errorf("ReadRecord after the rewrite = %q, %v; want %q", got, err, data)
 	}
-	fi, err := os.Stat(srv.local(filepath.Join(recordDir, name)))
-	if err != nil || fi.Mode().Perm() != 0o600 {
-		t.Errorf("record mode = %v (%v), want 0600", fi.Mode(), err)
+	if target, err := os.Readlink(srv.local(filepath.Join(recordDir, name))); err != nil || target != string(data) {
+		t.Errorf("after the rewrite the record is %q (%v), want a link to %q", target, err, data)
+	}
+	if err := st.RemoveRecord(ctx, name); err != nil || srv.exists(filepath.Join(recordDir, name)) {
+		t.Errorf("RemoveRecord = %v; the record should be gone", err)
 	}
 }
 
