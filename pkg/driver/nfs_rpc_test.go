@@ -25,11 +25,11 @@ import (
 // counted on the wire by a proxy in front of the NFS port. The floor (the
 // userspace client's own Mkdir+RemoveAll) is 2: MKDIR and RMDIR. Each
 // budget is what the call needs with the records directory's handle cached
-// (see pkg/backend/nfs/records.go); a change that adds round trips fails
+// (pkg/backend/nfs/recordsdir.go); a change that adds round trips fails
 // here, whatever the machine's speed.
 const (
-	createRPCBudget = 5 // LOOKUP record, FSSTAT, CREATE+WRITE record, MKDIR
-	deleteRPCBudget = 4 // LOOKUP+READ record, RMDIR, REMOVE record
+	createRPCBudget = 5 // LOOKUP record, LOOKUP dir (never adopt by name), FSSTAT (room), SYMLINK record, MKDIR
+	deleteRPCBudget = 4 // LOOKUP+READLINK record, RMDIR, REMOVE record
 )
 
 func TestNFSCreateDeleteRoundTrips(t *testing.T) {
