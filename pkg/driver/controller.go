@@ -155,7 +155,8 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 	if err != nil {
 		return nil, storeError(err, "write the record of %s", dir)
 	}
-	if err := store.Mkdir(ctx, dir, p.DirMode); err != nil {
+	made, err := makeVolumeDir(ctx, store, dir, p.DirMode)
+	if err != nil {
 		d.undoCreate(ctx, store, dir, true)
 		return nil, storeError(err, "create %s", dir)
 	}
@@ -163,7 +164,7 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 	// volume created around or inside this one at the same time does the
 	// same, so of two racing creates at least one sees the other and backs
 	// off. What the other made is left alone; only our record goes.
-	if err := d.checkAfterMkdir(ctx, store, id, existed); err != nil {
+	if err := d.checkAfterMkdir(ctx, store, id, existed, made); err != nil {
 		d.undoCreate(ctx, store, dir, true)
 		return nil, err
 	}
@@ -192,13 +193,13 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 }
 
 // checkAfterMkdir repeats the nesting checks once the record and the
-// directory exist.
-func (d *Driver) checkAfterMkdir(ctx context.Context, store backend.Store, id volumeid.ID, existed bool) error {
+// directory exist; made says this call's mkdir made it (makeVolumeDir).
+func (d *Driver) checkAfterMkdir(ctx context.Context, store backend.Store, id volumeid.ID, existed, made bool) error {
 	if err := checkNotNested(ctx, store, id, existed); err != nil {
 		return err
 	}
-	if existed {
-		return nil // adopted: the records were read again just above
+	if existed || made {
+		return nil // adopted: the records were read again just above; made: empty after our record
 	}
 	_, empty, err := store.Empty(ctx, id.Dir)
 	if err != nil {

@@ -2,6 +2,7 @@ package driver
 
 import (
 	"context"
+	"os"
 	"path"
 	"strings"
 	"sync"
@@ -76,6 +77,26 @@ func checkNotNested(ctx context.Context, s backend.Store, id volumeid.ID, around
 			id.Dir, id.Where(), inside[0].Dir, inside[0].Name, ofClaim(inside[0]), len(inside)-1)
 	}
 	return nil
+}
+
+// madeDirs is a Store whose Mkdir can say whether it made the directory
+// itself, rather than finding it there (the NFS store: MKDIR's own answer).
+type madeDirs interface {
+	MkdirMade(ctx context.Context, dir string, perm os.FileMode) (made bool, err error)
+}
+
+// makeVolumeDir makes a new volume's directory once its record is written,
+// and reports whether this call made it. A directory made here was empty
+// after the record existed, so nothing can be nested in it unnoticed: a
+// create inside it that raced with this one makes its own directory later,
+// and its check of the records of its parents (checkAfterMkdir) finds this
+// record and backs off. Only a directory found already there (made by a
+// racing create, or on a store that cannot tell) must be listed again.
+func makeVolumeDir(ctx context.Context, s backend.Store, dir string, perm os.FileMode) (made bool, err error) {
+	if m, ok := s.(madeDirs); ok {
+		return m.MkdirMade(ctx, dir, perm)
+	}
+	return false, s.Mkdir(ctx, dir, perm)
 }
 
 // checkOwner refuses to act on a directory for a volume its record does not

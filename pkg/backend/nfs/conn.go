@@ -21,6 +21,8 @@ type conn struct {
 	callTimeout time.Duration
 	stuckAfter  time.Duration // how long a call may outlive its deadline before c counts as stuck
 
+	records recordsDirCache // the handle of .stowage (recordsdir.go)
+
 	slot      chan struct{} // one-slot semaphore: held while a procedure runs
 	broken    atomic.Bool
 	retireOne sync.Once

@@ -40,19 +40,17 @@ func (s *store) Empty(ctx context.Context, dir string) (exists, empty bool, err 
 	return exists, false, explain(s.ep.loc, "list", dir, err)
 }
 
-// ListFiles names the records in .stowage, batch by batch.
+// ListRecords names the records in .stowage, batch by batch.
 func (s *store) ListRecords(ctx context.Context) ([]string, error) {
 	var names []string
 	err := s.run(ctx, func(c *conn) error {
-		names = names[:0]
 		return c.do(ctx, func(p procs) error {
-			_, fh, err := walk(p, c.root, recordDir)
-			if err != nil {
-				return err
-			}
-			return eachName(p, fh, func(name string) bool {
-				names = append(names, name)
-				return true
+			return c.withRecordsDir(p, false, func(dir []byte) error {
+				names = names[:0]
+				return eachName(p, dir, func(name string) bool {
+					names = append(names, name)
+					return true
+				})
 			})
 		})
 	})

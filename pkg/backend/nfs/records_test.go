@@ -28,8 +28,8 @@ func TestRecords(t *testing.T) {
 	if err := st.WriteRecord(ctx, name, data); err != nil {
 		t.Fatal(err)
 	}
-	if b, err := os.ReadFile(srv.local(filepath.Join(recordDir, name))); err != nil || !bytes.Equal(b, data) {
-		t.Errorf("server side %s holds %q (%v), want %q", name, b, err, data)
+	if b, err := os.Readlink(srv.local(filepath.Join(recordDir, name))); err != nil || b != string(data) {
+		t.Errorf("server side %s is a link to %q (%v), want %q", name, b, err, data)
 	}
 	entries, err := os.ReadDir(srv.local(recordDir))
 	if err != nil {
@@ -69,5 +69,95 @@ func TestRecordErrors(t *testing.T) {
 	t.Cleanup(func() { os.Remove(srv.local(filepath.Join(recordDir, name+"-dir"))) })
 	if _, err := st.ReadRecord(ctx, name+"-dir"); err == nil || errors.Is(err, backend.ErrNotFound) {
 		t.Errorf("ReadFile of a directory = %v, want a not-a-regular-file error", err)
+	}
+}
+
+// A record that an earlier version wrote as a regular file reads as before,
+// and a write replaces it with a link.
+func TestRecordLegacyFile(t *testing.T) {
+	srv := needServer(t)
+	st := srv.open(t)
+	ctx := testCtx(t)
+	name := srv.base(t) + ".json"
+	t.Cleanup(func() { _ = st.RemoveRecord(ctx, name) })
+	if err := st.WriteRecord(ctx, "warm-"+name, []byte("x")); err != nil { // makes .stowage if missing
+		t.Fatal(err)
+	}
+	_ = st.RemoveRecord(ctx, "warm-"+name)
+	old := []byte(`{"name":"pvc-old"}`)
+	if err := os.WriteFile(srv.local(filepath.Join(recordDir, name)), old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.ReadRecord(ctx, name); err != nil || !bytes.Equal(got, old) {
+		t.Errorf("ReadRecord of a record file = %q, %v; want %q", got, err, old)
+	}
+	data := []byte(`{"name":"pvc-new"}`)
+	if err := st.WriteRecord(ctx, name, data); err != nil {
+		t.Fatalf("WriteRecord over a record file: %v", err)
+	}
+	if got, err := st.ReadRecord(ctx, name); err != nil || !bytes.Equal(got, data) {
+		t.Errorf("ReadRecord after the rewrite = %q, %v; want %q", got, err, data)
+	}
+	if target, err := os.Readlink(srv.local(filepath.Join(recordDir, name))); err != nil || target != string(data) {
+		t.Errorf("after the rewrite the record is %q (%v), want a link to %q", target, err, data)
+	}
+	if err := st.RemoveRecord(ctx, name); err != nil || srv.exists(filepath.Join(recordDir, name)) {
+		t.Errorf("RemoveRecord = %v; the record should be gone", err)
+	}
+}
+
+// A cached handle of .stowage that the server no longer knows is dropped and
+// looked up again; the call succeeds.
+func TestRecordsDirStaleHandle(t *testing.T) {
+	srv := needServer(t)
+	st := srv.open(t)
+	ctx := testCtx(t)
+	base := srv.base(t)
+	name := base + ".json"
+	t.Cleanup(func() { _ = st.RemoveRecord(ctx, name) })
+	if err := st.WriteRecord(ctx, name, []byte("v1")); err != nil {
+		t.Fatal(err)
+	}
+	// A directory's handle that goes stale: made, looked up, removed.
+	gone := base + "/gone"
+	if err := st.Mkdir(ctx, gone, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	c, err := st.(*store).ep.get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stale []byte
+	if err := c.do(ctx, func(p procs) error {
+		_, fh, err := walk(p, c.root, gone)
+		stale = fh
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Through the server, so that it knows the handle is gone (removed
+	// behind its back, NFS-Ganesha's cache would still answer for it).
+	if err := st.RemoveAll(ctx, gone); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		what string
+		do   func() error
+	}{
+		{"ReadRecord", func() error { _, err := st.ReadRecord(ctx, name); return err }},
+		{"WriteRecord", func() error { return st.WriteRecord(ctx, name, []byte("v2")) }},
+		{"ListRecords", func() error { _, err := st.ListRecords(ctx); return err }},
+		{"RemoveRecord", func() error { return st.RemoveRecord(ctx, name) }},
+	} {
+		c.records.set(stale)
+		if err := step.do(); err != nil {
+			t.Errorf("%s with a stale cached handle of .stowage: %v", step.what, err)
+		}
+		if fh := c.records.get(); bytes.Equal(fh, stale) {
+			t.Errorf("%s kept the stale handle in the cache", step.what)
+		}
+	}
+	if srv.exists(filepath.Join(recordDir, name)) {
+		t.Errorf("the record is still on the server after RemoveRecord")
 	}
 }

@@ -33,20 +33,27 @@ func (s *store) RemoveAll(ctx context.Context, dir string) error {
 
 func removeAll(ctx context.Context, c *conn, dir string) error {
 	parent, name := split(dir)
-	var pfh []byte
-	err := c.do(ctx, func(p procs) error {
-		var err error
-		_, pfh, err = walk(p, c.root, parent)
-		return err
-	})
-	if hasStatus(err, gonfs.NFS3ErrNoEnt, gonfs.NFS3ErrNotDir) {
-		return nil // no parent, so no dir
-	}
-	if err != nil {
-		return err
+	pfh := c.root
+	if parent != "" {
+		err := c.do(ctx, func(p procs) error {
+			var err error
+			_, pfh, err = walk(p, c.root, parent)
+			return err
+		})
+		if hasStatus(err, gonfs.NFS3ErrNoEnt, gonfs.NFS3ErrNotDir) {
+			return nil // no parent, so no dir
+		}
+		if err != nil {
+			return err
+		}
 	}
 	r := newRemoval()
 	if _, err := r.removeEntry(ctx, c, pfh, dir, name, nil); err != nil {
+		if parent == "" {
+			// The root's handle went unchecked: a stale one means the
+			// export was re-created, and a new connection mounts it again.
+			err = staleRoot(err)
+		}
 		return err
 	}
 	return r.result()

@@ -105,12 +105,14 @@ func (e *notDirError) Error() string {
 	return fmt.Sprintf("%q exists and is %s, not a directory; remove it or choose another directory", e.rel, kind)
 }
 
-// mkdirAll makes rel and its missing parents with perm, and returns its handle.
-func mkdirAll(p procs, root []byte, rel string, perm os.FileMode) ([]byte, error) {
+// mkdirAll makes rel and its missing parents with perm, and returns its
+// handle and whether this call's MKDIR made rel itself (false when it was
+// there already, or when that cannot be told: a retried call).
+func mkdirAll(p procs, root []byte, rel string, perm os.FileMode) (fh []byte, made bool, err error) {
 	if rel == "" {
-		return root, nil
+		return root, false, nil
 	}
-	fh := root
+	fh = root
 	parts := strings.Split(rel, "/")
 	for i, name := range parts {
 		var attr *gonfs.Fattr
@@ -121,7 +123,7 @@ func mkdirAll(p procs, root []byte, rel string, perm os.FileMode) ([]byte, error
 			// ask for it directly and save a LOOKUP.
 			var mkErr error
 			if h, mkErr = p.mkdir(fh, name, perm); mkErr == nil {
-				return h, nil
+				return h, true, nil
 			}
 			// Whatever MKDIR said (EXIST, or ACCES/ROFS from a server that
 			// checks those first), an existing directory is success.
@@ -136,7 +138,7 @@ func mkdirAll(p procs, root []byte, rel string, perm os.FileMode) ([]byte, error
 			if hasStatus(err, gonfs.NFS3ErrExist) { // lost a race with another creator
 				attr, h, err = p.lookup(fh, name)
 			} else if err == nil {
-				fh = h
+				fh, made = h, i == len(parts)-1
 				continue
 			}
 		}
@@ -144,30 +146,39 @@ func mkdirAll(p procs, root []byte, rel string, perm os.FileMode) ([]byte, error
 			if i == 0 {
 				err = staleRoot(err)
 			}
-			return nil, err
+			return nil, false, err
 		}
 		if !attr.IsDir() {
-			return nil, &notDirError{rel: path.Join(parts[:i+1]...), kind: attr.Type}
+			return nil, false, &notDirError{rel: path.Join(parts[:i+1]...), kind: attr.Type}
 		}
 		fh = h
 	}
-	return fh, nil
+	return fh, made, nil
 }
 
 func (s *store) Mkdir(ctx context.Context, dir string, perm os.FileMode) error {
+	_, err := s.MkdirMade(ctx, dir, perm)
+	return err
+}
+
+// MkdirMade is Mkdir that also says whether it made dir itself: MKDIR's own
+// answer, which the driver uses to skip listing a directory it knows was
+// empty when its record already existed.
+func (s *store) MkdirMade(ctx context.Context, dir string, perm os.FileMode) (made bool, err error) {
 	if err := volumeid.ValidateStoreDir(dir); err != nil {
-		return err
+		return false, err
 	}
-	err := s.run(ctx, func(c *conn) error {
+	err = s.run(ctx, func(c *conn) error {
 		return c.do(ctx, func(p procs) error {
-			_, err := mkdirAll(p, c.root, dir, perm)
+			var err error
+			_, made, err = mkdirAll(p, c.root, dir, perm)
 			return err
 		})
 	})
 	if err != nil {
-		return explain(s.ep.loc, "mkdir", dir, err)
+		return false, explain(s.ep.loc, "mkdir", dir, err)
 	}
-	return nil
+	return made, nil
 }
 
 func (s *store) Exists(ctx context.Context, dir string) (bool, error) {
@@ -235,7 +246,7 @@ func rename(p procs, root []byte, dir, newDir string) error {
 		return fmt.Errorf("target %q already exists: %w", newDir, os.ErrExist)
 	}
 	dstParent, dstName := split(newDir)
-	dpfh, err := mkdirAll(p, root, dstParent, 0o755)
+	dpfh, _, err := mkdirAll(p, root, dstParent, 0o755)
 	if err != nil {
 		return err
 	}

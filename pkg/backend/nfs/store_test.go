@@ -182,3 +182,29 @@ func TestCapacity(t *testing.T) {
 		t.Errorf("available %d > total %d", avail, total)
 	}
 }
+
+// MkdirMade tells a directory its MKDIR made from one that was there.
+func TestMkdirMade(t *testing.T) {
+	srv := needServer(t)
+	st := srv.open(t).(*store)
+	ctx := testCtx(t)
+	base := srv.base(t)
+	for _, c := range []struct {
+		dir  string
+		want bool
+	}{
+		{base + "/new", true},
+		{base + "/new", false},  // there already
+		{base + "/a/b/c", true}, // parents made on the way
+		{base + "/a/b", false},  // made as a parent just above
+		{base + "/x/new", true}, // a fresh parent and a fresh leaf
+	} {
+		made, err := st.MkdirMade(ctx, c.dir, 0o750)
+		if err != nil || made != c.want {
+			t.Errorf("MkdirMade(%s) = %v, %v; want %v", c.dir, made, err, c.want)
+		}
+		if fi, err := os.Stat(srv.local(c.dir)); err != nil || !fi.IsDir() {
+			t.Errorf("%s is not a directory on the server: %v", c.dir, err)
+		}
+	}
+}
