@@ -139,6 +139,7 @@ func (s *Snapshotter) recordSnapshot(ctx context.Context, c *crdv1.VolumeSnapsho
 	}
 	if ready && (old.ReadyToUse == nil || !*old.ReadyToUse) {
 		s.cfg.Recorder.Eventf(updated, v1.EventTypeNormal, reasonReady, "Snapshot %s is ready to use", snap.GetSnapshotId())
+		klog.FromContext(ctx).Info("Snapshot ready", "snapshot", snap.GetSnapshotId(), "bytes", snap.GetSizeBytes())
 	}
 	return updated, nil
 }
