@@ -1,13 +1,8 @@
 package integration
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -18,37 +13,23 @@ import (
 	snapclient "github.com/kubernetes-csi/external-snapshotter/client/v8/clientset/versioned"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	v1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
-	"sigs.k8s.io/yaml"
 
 	"github.com/stowage-csi/stowage/pkg/snapshotter"
 )
 
 // TestSnapshotter plays snapshot-controller's part by hand (none runs here)
 // and checks that the snapshotter, against the real API server and the real
-// snapshot CRDs, turns a bound dynamic content into a ready snapshot and lets
+// snapshot CRDs of the chart, turns a bound dynamic content into a ready snapshot and lets
 // it go when deleted; and that the controller and a node split contents as
 // the managed-by label says.
 func TestSnapshotter(t *testing.T) {
 	h := newHarness(t)
-	rc, err := clientcmd.BuildConfigFromFlags("", env.kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	snaps, err := snapclient.NewForConfig(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	installSnapshotCRDs(t, h, dynamic.NewForConfigOrDie(rc))
+	snaps := installSnapshotCRDs(h) // the chart's, as users get them
 
 	class := &crdv1.VolumeSnapshotClass{ObjectMeta: metav1.ObjectMeta{Name: h.id}, Driver: h.driver,
 		DeletionPolicy: crdv1.VolumeSnapshotContentDelete,
@@ -182,45 +163,6 @@ func (h *harness) boundContent(snaps snapclient.Interface, name, volumeHandle, n
 		_ = snaps.SnapshotV1().VolumeSnapshotContents().Delete(ctx, content.Name, metav1.DeleteOptions{})
 	})
 	return content.Name
-}
-
-// installSnapshotCRDs creates the snapshot CRDs of the client module Stowage
-// builds with (once per control plane; later tests find them) and waits
-// until the API server serves them.
-func installSnapshotCRDs(t *testing.T, h *harness, dyn dynamic.Interface) {
-	t.Helper()
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/kubernetes-csi/external-snapshotter/client/v8").Output()
-	if err != nil {
-		t.Fatalf("find the snapshot client module (its config/crd holds the CRDs): %v", err)
-	}
-	dir := filepath.Join(strings.TrimSpace(string(out)), "config", "crd")
-	crds := dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
-	for _, kind := range []string{"volumesnapshotclasses", "volumesnapshotcontents", "volumesnapshots"} {
-		data, err := os.ReadFile(filepath.Join(dir, "snapshot.storage.k8s.io_"+kind+".yaml"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		obj := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal(bytes.TrimPrefix(data, []byte("---\n")), &obj.Object); err != nil {
-			t.Fatalf("%s: %v", kind, err)
-		}
-		if _, err := crds.Create(h.ctx, obj, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatalf("create CRD %s: %v", obj.GetName(), err)
-		}
-		h.Eventually("CRD "+obj.GetName()+" established", func(ctx context.Context) (bool, error) {
-			got, err := crds.Get(ctx, obj.GetName(), metav1.GetOptions{})
-			if err != nil {
-				return false, err
-			}
-			conds, _, _ := unstructured.NestedSlice(got.Object, "status", "conditions")
-			for _, c := range conds {
-				if m, ok := c.(map[string]interface{}); ok && m["type"] == "Established" && m["status"] == "True" {
-					return true, nil
-				}
-			}
-			return false, errors.New("not established yet")
-		})
-	}
 }
 
 // readyLater is a driver whose snapshots are ready at the after-th
