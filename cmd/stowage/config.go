@@ -28,6 +28,7 @@ type config struct {
 	burst           int
 	capacity        capacityFlags
 	orphans         orphanFlags
+	snapshots       bool
 
 	// node mode
 	nodeID          string
@@ -45,6 +46,7 @@ func (c *config) bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.burst, "kube-api-burst", 600, "burst of queries to the Kubernetes API")
 	c.capacity.bind(fs)
 	c.orphans.bind(fs)
+	fs.BoolVar(&c.snapshots, "snapshots", true, "take the VolumeSnapshotContents of this instance's volumes (needs the snapshot CRDs and rights)")
 	if c.mode == modeController {
 		fs.StringVar(&c.healthAddr, "health-addr", ":9808", "address of /healthz and /metrics; empty disables")
 		fs.BoolVar(&c.leaderElect, "leader-elect", true, "elect a leader among controller replicas before provisioning")

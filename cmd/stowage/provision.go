@@ -47,6 +47,16 @@ func runProvisioner(ctx context.Context, cfg config, client kubernetes.Interface
 		LeaderElectionNamespace: cfg.leaderNamespace,
 		Identity:                identity,
 		Mux:                     mux,
-		Companions:              append([]provisioner.Companion{resizeCompanion(cfg, client, d), capacityCompanion(cfg, client, d), orphansCompanion(cfg, client, d)}, metricsCompanions(cfg)...),
+		Companions:              companions(cfg, client, snapshots, d),
 	})
+}
+
+// companions are the controllers that run beside the provisioner, each for
+// the volumes this instance owns.
+func companions(cfg config, client kubernetes.Interface, snapshots snapclient.Interface, d *driver.Driver) []provisioner.Companion {
+	c := []provisioner.Companion{resizeCompanion(cfg, client, d), capacityCompanion(cfg, client, d), orphansCompanion(cfg, client, d)}
+	if cfg.snapshots {
+		c = append(c, snapshotCompanion(cfg, snapshots, d))
+	}
+	return append(c, metricsCompanions(cfg)...)
 }
