@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	crdv1 "github.com/kubernetes-csi/external-snapshotter/client/v8/apis/volumesnapshot/v1"
@@ -12,6 +13,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/klog/v2"
+
+	"github.com/stowage-csi/stowage/pkg/metrics"
 )
 
 // sync brings one content a step closer to what it asks for. Every step is
@@ -130,7 +133,9 @@ func (s *Snapshotter) create(ctx context.Context, c *crdv1.VolumeSnapshotContent
 		}
 	}
 	callCtx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	start := time.Now()
 	resp, err := s.cfg.CSI.CreateSnapshot(callCtx, &csi.CreateSnapshotRequest{SourceVolumeId: volume, Name: name, Parameters: params})
+	metrics.Observe("CreateSnapshot", start, err) // in-process: not seen by the gRPC interceptor
 	cancel()
 	if err == nil && resp.GetSnapshot().GetSnapshotId() == "" {
 		err = status.Error(codes.Internal, "the driver answered without a snapshot ID")
@@ -187,7 +192,9 @@ func (s *Snapshotter) delete(ctx context.Context, c *crdv1.VolumeSnapshotContent
 	if c.Spec.DeletionPolicy == crdv1.VolumeSnapshotContentDelete {
 		if id := snapshotID(c); id != "" {
 			callCtx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+			start := time.Now()
 			_, err := s.cfg.CSI.DeleteSnapshot(callCtx, &csi.DeleteSnapshotRequest{SnapshotId: id})
+			metrics.Observe("DeleteSnapshot", start, err)
 			cancel()
 			if err != nil {
 				msg := fmt.Sprintf("Failed to delete snapshot %s: %s", id, status.Convert(err).Message())
