@@ -77,13 +77,6 @@ func (c *copies) start(key string, copy func(ctx context.Context) (backend.CopyR
 	return j
 }
 
-// running returns the copy for key, or nil.
-func (c *copies) running(key string) *copyJob {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.jobs[key]
-}
-
 // stop cancels the copy for key, if any, and waits until it has stopped:
 // nothing writes into a directory that is about to be removed.
 func (c *copies) stop(key string) {
