@@ -28,6 +28,7 @@ type config struct {
 	burst           int
 	capacity        capacityFlags
 	orphans         orphanFlags
+	nodeLoss        nodeLossFlags // controller only
 	snapshots       bool
 
 	// node mode
@@ -51,6 +52,7 @@ func (c *config) bind(fs *flag.FlagSet) {
 		fs.StringVar(&c.healthAddr, "health-addr", ":9808", "address of /healthz and /metrics; empty disables")
 		fs.BoolVar(&c.leaderElect, "leader-elect", true, "elect a leader among controller replicas before provisioning")
 		fs.StringVar(&c.leaderNamespace, "leader-elect-namespace", os.Getenv("POD_NAMESPACE"), "namespace of the leader election lease")
+		c.nodeLoss.bind(fs)
 		return
 	}
 	fs.StringVar(&c.healthAddr, "health-addr", ":9809", "address of /healthz and /metrics; empty disables")
@@ -69,6 +71,9 @@ func (c *config) check() error {
 		return fmt.Errorf("--kube-api-qps and --kube-api-burst must be positive")
 	}
 	if err := c.orphans.check(); err != nil {
+		return err
+	}
+	if err := c.nodeLoss.check(); err != nil {
 		return err
 	}
 	if c.kubeconfig != "" {

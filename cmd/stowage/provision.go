@@ -54,7 +54,7 @@ func runProvisioner(ctx context.Context, cfg config, client kubernetes.Interface
 // companions are the controllers that run beside the provisioner, each for
 // the volumes this instance owns.
 func companions(cfg config, client kubernetes.Interface, snapshots snapclient.Interface, d *driver.Driver) []provisioner.Companion {
-	c := []provisioner.Companion{resizeCompanion(cfg, client, d), capacityCompanion(cfg, client, d), orphansCompanion(cfg, client, d)}
+	c := []provisioner.Companion{resizeCompanion(cfg, client, d), capacityCompanion(cfg, client, d), orphansCompanion(cfg, client, d), nodeLossCompanion(cfg, client)}
 	if cfg.snapshots {
 		c = append(c, snapshotCompanion(cfg, snapshots, d))
 	}
