@@ -15,6 +15,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/stowage-csi/stowage/pkg/metrics"
+	"github.com/stowage-csi/stowage/pkg/volumeid"
 )
 
 // sync brings one content a step closer to what it asks for. Every step is
@@ -36,8 +37,7 @@ func (s *Snapshotter) sync(ctx context.Context, name string) (pending bool, err 
 		return false, nil
 	}
 	if !s.cfg.Owns(handle) {
-		s.notOurs(ctx, c, handle)
-		return false, nil
+		return false, s.notOurs(ctx, c, handle)
 	}
 	ctx = klog.NewContext(ctx, klog.FromContext(ctx).WithValues("content", name))
 	if c.DeletionTimestamp != nil {
@@ -83,14 +83,38 @@ func (s *Snapshotter) source(c *crdv1.VolumeSnapshotContent) (handle, why string
 // notOurs tells the controller's user why a content of a node-local volume
 // is never served: its node plugin only watches contents labelled with its
 // node, and this one is not.
-func (s *Snapshotter) notOurs(ctx context.Context, c *crdv1.VolumeSnapshotContent, handle string) {
+func (s *Snapshotter) notOurs(ctx context.Context, c *crdv1.VolumeSnapshotContent, handle string) error {
 	klog.FromContext(ctx).V(5).Info("Not serving: another Stowage instance owns the volume", "content", c.Name, "handle", handle)
 	if s.cfg.NodeName != "" || c.Labels[ManagedByLabel] != "" || c.DeletionTimestamp != nil {
-		return
+		return nil
 	}
-	s.cfg.Recorder.Eventf(c, v1.EventTypeWarning, reasonNotManaged,
-		"%s is on a node's local disk, and that node's Stowage plugin serves only contents labelled %s=<node>: "+
-			"run snapshot-controller with --enable-distributed-snapshotting, or label this content by hand", handle, ManagedByLabel)
+	// A local volume or snapshot without the label (a pre-provisioned
+	// content, which snapshot-controller never labels, or one made without
+	// distributed snapshotting): the handle names its node, so the
+	// controller hands it to that node's plugin.
+	node := localNode(handle)
+	if node == "" {
+		return nil
+	}
+	meta := map[string]interface{}{"resourceVersion": c.ResourceVersion, "labels": map[string]string{ManagedByLabel: node}}
+	if _, err := s.patch(ctx, c, map[string]interface{}{"metadata": meta}, ""); err != nil {
+		s.cfg.Recorder.Eventf(c, v1.EventTypeWarning, reasonNotManaged,
+			"%s is on node %s's local disk, and only that node's Stowage plugin can serve it; labelling the content %s=%s failed: %v", handle, node, ManagedByLabel, node, err)
+		return err
+	}
+	s.cfg.Recorder.Eventf(c, v1.EventTypeNormal, reasonHandedToNode, "%s is on node %s's local disk: labelled %s=%s for that node's Stowage plugin", handle, node, ManagedByLabel, node)
+	return nil
+}
+
+// localNode is the node a local volume or snapshot handle names, or "".
+func localNode(handle string) string {
+	if snap, err := volumeid.ParseSnapshot(handle); err == nil && snap.Backend == volumeid.Local {
+		return snap.Node
+	}
+	if id, err := volumeid.Parse(handle); err == nil && id.Backend == volumeid.Local {
+		return id.Node
+	}
+	return ""
 }
 
 // mayDelete is the sidecar's rule for a content with a deletionTimestamp:

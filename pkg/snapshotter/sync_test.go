@@ -218,21 +218,42 @@ func TestNotServed(t *testing.T) {
 	other.Spec.Driver = "nfs.csi.k8s.io"
 	group := dynamic("group-member")
 	group.Annotations = map[string]string{annGroupMember: "g1"}
-	w := newWorld(t, Config{Owns: func(h string) bool { return h != testVolume }}, dynamic("local"), other, group)
-	for _, name := range []string{"local", "other-driver", "group-member"} {
+	w := newWorld(t, Config{Owns: func(h string) bool { return h != testVolume }}, dynamic("not-mine"), other, group)
+	for _, name := range []string{"not-mine", "other-driver", "group-member"} {
 		if pending, err := w.step(name); err != nil || pending {
 			t.Errorf("%s: sync = %v, %v; want nothing done", name, pending, err)
 		}
-		if c := w.get(name); c.Status != nil || c.Annotations[AnnBeingCreated] != "" {
+		if c := w.get(name); c.Status != nil || c.Annotations[AnnBeingCreated] != "" || c.Labels[ManagedByLabel] != "" {
 			t.Errorf("%s: touched: %+v", name, c)
 		}
 	}
 	if n := w.csi.createCalls(); n != 0 {
 		t.Errorf("CreateSnapshot called %d times", n)
 	}
-	// The controller says why an unlabelled local content is never served.
-	if ev := w.drained(); !hasEvent(ev, reasonNotManaged, "--enable-distributed-snapshotting") {
-		t.Errorf("events %q; want %s", ev, reasonNotManaged)
+}
+
+// The controller hands an unlabelled content of a local volume or snapshot
+// (pre-provisioned, or made without distributed snapshotting) to the node
+// its handle names, and cuts nothing itself.
+func TestControllerLabelsLocalContents(t *testing.T) {
+	vol := dynamic("local-volume")
+	local := "local#n2#pv-1#pv-1#delete"
+	vol.Spec.Source.VolumeHandle = &local
+	snap := preProvisioned("local-snapshot", "snapshot#local#n3#old")
+	w := newWorld(t, Config{Owns: func(h string) bool { return !strings.HasPrefix(h, "local#") && !strings.HasPrefix(h, "snapshot#local#") }}, vol, snap)
+	for name, node := range map[string]string{"local-volume": "n2", "local-snapshot": "n3"} {
+		if _, err := w.step(name); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if c := w.get(name); c.Labels[ManagedByLabel] != node || c.Status != nil {
+			t.Errorf("%s: labels %v, status %+v; want %s=%s and nothing else", name, c.Labels, c.Status, ManagedByLabel, node)
+		}
+	}
+	if ev := w.drained(); !hasEvent(ev, reasonHandedToNode, "n2") {
+		t.Errorf("events %q; want %s", ev, reasonHandedToNode)
+	}
+	if n := w.csi.createCalls(); n != 0 {
+		t.Errorf("CreateSnapshot called %d times", n)
 	}
 }
 

@@ -47,6 +47,7 @@ const (
 	reasonDeleted      = "SnapshotDeleted"
 	reasonDeleteFailed = "SnapshotDeleteError"
 	reasonNotManaged   = "SnapshotNotManaged"
+	reasonHandedToNode = "SnapshotHandedToNode"
 )
 
 // markCreating puts the being-created annotation and the finalizer on the

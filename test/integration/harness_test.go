@@ -135,15 +135,16 @@ func (h *harness) cleanup() {
 
 // controller starts `stowage controller` serving NFS claims of this test's
 // driver; name tells replicas apart in logs and in the lease.
-func (h *harness) controller(name string, leaderElect bool) *proc {
+func (h *harness) controller(name string, leaderElect bool, flags ...string) *proc {
 	h.t.Helper()
 	dir := h.sockDir()
 	// POD_NAME is the identity a replica holds the lease under.
-	return h.track(startProc(h.t, h.logDir, name, []string{"POD_NAME=" + name, "POD_NAMESPACE=" + h.ns}, "controller",
-		"--kubeconfig="+env.kubeconfig, "--driver-name="+h.driver,
-		"--endpoint=unix://"+filepath.Join(dir, "csi.sock"),
+	args := append([]string{"controller",
+		"--kubeconfig=" + env.kubeconfig, "--driver-name=" + h.driver,
+		"--endpoint=unix://" + filepath.Join(dir, "csi.sock"),
 		"--provisioner=true", fmt.Sprintf("--leader-elect=%v", leaderElect),
-		"--leader-elect-namespace="+h.ns))
+		"--leader-elect-namespace=" + h.ns}, flags...)
+	return h.track(startProc(h.t, h.logDir, name, []string{"POD_NAME=" + name, "POD_NAMESPACE=" + h.ns}, args...))
 }
 
 // node creates Node object nodeName (what a kubelet would register) and

@@ -40,7 +40,9 @@ func TestRestoreReachesCreateVolume(t *testing.T) {
 	h := newHarness(t)
 	nfs := needNFS(t)
 	snaps := installSnapshotCRDs(h)
-	ctrl := h.controller("controller", false)
+	// Without the snapshotter: this test writes the content's status itself,
+	// as if the snapshot had been cut (test/e2e cuts real ones).
+	ctrl := h.controller("controller", false, "--snapshots=false")
 	sc := h.nfsClass("restore", nil)
 	rwo := []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce}
 
