@@ -240,7 +240,9 @@ func TestControllerLabelsLocalContents(t *testing.T) {
 	local := "local#n2#pv-1#pv-1#delete"
 	vol.Spec.Source.VolumeHandle = &local
 	snap := preProvisioned("local-snapshot", "snapshot#local#n3#old")
-	w := newWorld(t, Config{Owns: func(h string) bool { return !strings.HasPrefix(h, "local#") && !strings.HasPrefix(h, "snapshot#local#") }}, vol, snap)
+	w := newWorld(t, Config{Owns: func(h string) bool {
+		return !strings.HasPrefix(h, "local#") && !strings.HasPrefix(h, "snapshot#local#")
+	}}, vol, snap)
 	for name, node := range map[string]string{"local-volume": "n2", "local-snapshot": "n3"} {
 		if _, err := w.step(name); err != nil {
 			t.Fatalf("%s: %v", name, err)

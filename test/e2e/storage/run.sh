@@ -18,7 +18,8 @@ mkdir -p "$report"
 # to itself (Disruptive, Serial), what is slow by its own label, and features (Feature:... labels)
 # other than VolumeSnapshotDataSource, the one Stowage claims; see STORAGE-SUITE.md.
 # STORAGE_SUITE_FOCUS narrows the run (e.g. 'snapshot') for a quick look.
-focus='External.Storage.*csi.stowage.io'${STORAGE_SUITE_FOCUS:+".*${STORAGE_SUITE_FOCUS}"}
+focus='External.Storage.*csi.stowage.io'
+if [ -n "${STORAGE_SUITE_FOCUS:-}" ]; then focus="$focus.*$STORAGE_SUITE_FOCUS"; fi
 skip='\[Disruptive\]|\[Serial\]|\[Slow\]'
 labels='Feature: isSubsetOf {VolumeSnapshotDataSource}'
 # Per class: local classes must wait for the first consumer (Stowage refuses Immediate binding for
