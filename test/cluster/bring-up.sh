@@ -118,6 +118,10 @@ echo "bring-up.sh: $STOWAGE_NFS_SERVER:$STOWAGE_NFS_SHARE serves $STOWAGE_NFS_EX
 if $install; then
   step "images (bin/stowage and localhost/stowage:dev from this working tree)"
   "$here/images.sh"
+  # Worker nodes (STOWAGE_NODES > 1) have a containerd each.
+  for sock in $(env | sed -n 's/^STOWAGE_NODE_[0-9]*_CONTAINERD=//p'); do
+    CONTAINERD_ADDRESS=$sock "$here/images.sh" import
+  done
   step "helm install stowage (charts/stowage, values $values)"
   "$repo/test/e2e/install.sh"
 fi

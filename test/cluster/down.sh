@@ -17,8 +17,11 @@ node_pids() {
   for p in /proc/[0-9]*; do
     [ "$(readlink "$p/ns/pid" 2>/dev/null)" != "$ns" ] || echo "${p#/proc/}"
   done
-  cat /sys/fs/cgroup/pids/kubepods/cgroup.procs /sys/fs/cgroup/pids/kubepods/*/cgroup.procs \
-    /sys/fs/cgroup/pids/kubepods/*/*/cgroup.procs /sys/fs/cgroup/pids/kubepods/*/*/*/cgroup.procs 2>/dev/null || true
+  # Worker nodes (node-extra.sh) keep their pods under /stowage-node-I/kubepods.
+  local k
+  for k in /sys/fs/cgroup/pids/kubepods /sys/fs/cgroup/pids/stowage-node-*/kubepods; do
+    cat "$k/cgroup.procs" "$k"/*/cgroup.procs "$k"/*/*/cgroup.procs "$k"/*/*/*/cgroup.procs 2>/dev/null || true
+  done
 }
 no_node_pids() { [ -z "$(node_pids)" ]; }
 
@@ -65,11 +68,13 @@ if [ -f "$CLUSTER_DIR/sysctl.orig" ]; then
   rm -f "$CLUSTER_DIR/sysctl.orig"
 fi
 
-# 4. The kubelet's pod cgroups (empty now), deepest first.
+# 4. The kubelets' pod cgroups (empty now), deepest first; workers' under their /stowage-node-I.
 for h in /sys/fs/cgroup/*/; do
-  [ -d "$h/kubepods" ] || continue
-  find "$h/kubepods" -depth -type d -exec rmdir {} + 2>/dev/null || true
-  [ ! -d "$h/kubepods" ] || die "cgroup $h/kubepods is not empty"
+  for k in "$h/kubepods" "$h"/stowage-node-*; do
+    [ -d "$k" ] || continue
+    find "$k" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    [ ! -d "$k" ] || die "cgroup $k is not empty"
+  done
 done
 
 # 5. State. Every mount of the node lived in its namespace; if one reached the host anyway,

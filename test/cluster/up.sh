@@ -6,7 +6,9 @@
 #   - every mount the node makes (pod volumes, container rootfs, netns) lives in that namespace
 #     and disappears with it, and down.sh stops everything with one signal.
 # State: $STOWAGE_CLUSTER_DIR (default /tmp/stowage-cluster). Already up: prints the path, exits 0.
-# Env: STOWAGE_KEEP_ON_FAIL=1 leaves a half-started cluster running for inspection.
+# Env: STOWAGE_NODES=N (default 1) adds worker nodes 2..N (node-extra.sh); already up, it is not
+#      checked: down.sh first to change the count.
+#      STOWAGE_KEEP_ON_FAIL=1 leaves a half-started cluster running for inspection.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -15,6 +17,9 @@ run=$CLUSTER_DIR/run
 if init=$(cat "$run/init.pid" 2>/dev/null) && kill -0 "$init" 2>/dev/null; then
   "$K8S_BIN/kubectl" --kubeconfig "$CLUSTER_DIR/kubeconfig" get --raw /readyz >/dev/null 2>&1 ||
     die "the cluster in $CLUSTER_DIR is running but its apiserver is not ready: see $CLUSTER_DIR/logs, or run down.sh"
+  have=$(($(grep -c '^STOWAGE_NODE_[0-9]*_NAME=' "$CLUSTER_DIR/cluster.env" 2>/dev/null || true) + 1))
+  [ "$have" = "${STOWAGE_NODES:-1}" ] ||
+    die "the cluster in $CLUSTER_DIR is up with $have node(s), not STOWAGE_NODES=${STOWAGE_NODES:-1}: run down.sh first"
   log "already up"
   echo "$CLUSTER_DIR/kubeconfig"
   exit 0
@@ -64,5 +69,10 @@ if [ "$(cat "$run/up.rc" 2>/dev/null)" != 0 ]; then
   die "the cluster did not come up; logs in $CLUSTER_DIR/logs"
 fi
 cat "$CLUSTER_DIR/logs/up.log" >&2
-log "cluster up: node $NODE_NAME ($HOST_IP); source test/cluster/env.sh, or:"
+# STOWAGE_NODES=N: workers 2..N, each a kubelet with its own containerd (node-extra.sh).
+nodes=${STOWAGE_NODES:-1}
+for ((i = 2; i <= nodes; i++)); do
+  "$here/node-extra.sh" "$i" || { [ "${STOWAGE_KEEP_ON_FAIL:-}" = 1 ] || "$here/down.sh"; exit 1; }
+done
+log "cluster up: node $NODE_NAME ($HOST_IP)$([ "$nodes" = 1 ] || echo " and $((nodes - 1)) more"); source test/cluster/env.sh, or:"
 echo "$CLUSTER_DIR/kubeconfig"
