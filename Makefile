@@ -2,6 +2,7 @@
 #   make build        bin/stowage
 #   make lint         gofmt, go vet, staticcheck, shellcheck, helm lint, and that scripts call only installed commands
 #   make test         everything CI runs: unit, csi-sanity, chart, integration, e2e (installs what it needs)
+#   make e2e-multinode  e2e on a 3-node cluster on this machine (STOWAGE_NODES=N for another count)
 #   make demo         a local single-node cluster with Stowage installed and example claims Bound
 #   make bench        the benchmarks behind docs/benchmarks.md
 SHELL := /bin/bash
@@ -10,7 +11,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 # What the NFS tests need to know of the server `test/nfs/ganesha.sh ensure` gave (see sanity).
 NFS_ENV := STOWAGE_TEST_NFS_SERVER=$$STOWAGE_NFS_SERVER STOWAGE_TEST_NFS_SHARE=$$STOWAGE_NFS_SHARE STOWAGE_TEST_NFS_DIR=$$STOWAGE_NFS_EXPORT_DIR
 
-.PHONY: build lint test deps deps-e2e unit quota sanity chart integration e2e demo down image image-docker bench fuzz clean
+.PHONY: build lint test deps deps-e2e unit quota sanity chart integration e2e e2e-multinode demo down image image-docker bench fuzz clean
 
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/stowage ./cmd/stowage
@@ -60,6 +61,9 @@ integration: build
 
 e2e: build
 	test/e2e/run.sh
+
+e2e-multinode: build
+	test/e2e/multinode/run.sh
 
 demo:
 	hack/demo.sh

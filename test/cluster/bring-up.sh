@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# bring-up.sh [--binaries all|needed|LIST] [--install] — the one way every tier brings up the test
-# cluster (test/e2e/run.sh, hack/demo.sh, test/bench/run.sh --parts=pods), in this order:
+# bring-up.sh [--binaries all|needed|LIST] [--install [--values FILE]...] — the one way every tier
+# brings up the test cluster (test/e2e/run.sh, test/e2e/multinode/run.sh, hack/demo.sh,
+# test/bench/run.sh --parts=pods), in this order:
 #   1. Debian packages (install-deps.sh; one dpkg query when they are there)
 #   2. cached Kubernetes binaries (build-binaries.sh; binaries that exist are not rebuilt)
 #   3. the cluster (up.sh; a no-op when it is already up)
@@ -15,6 +16,9 @@
 #                       chart's snapshot-controller
 #   --binaries k8s,helm an explicit list for build-binaries.sh (k8s helm e2e attacher snapshot)
 #   --install           step 5
+#   --values FILE       with --install: more Helm values on top of values-cluster.yaml (repeatable),
+#                       e.g. test/e2e/multinode/values.yaml
+#   STOWAGE_NODES=N     (env) worker nodes 2..N too, see up.sh
 # Afterwards `. test/cluster/env.sh` gives KUBECONFIG, kubectl, helm and the STOWAGE_* facts; the
 # cluster stays up until test/cluster/down.sh.
 set -euo pipefail
@@ -24,13 +28,18 @@ repo=$(cd "$here/../.." && pwd)
 values=$repo/test/e2e/values-cluster.yaml
 binaries=all
 install=false
+extra_values=()
 
-usage() { echo "usage: $0 [--binaries all|needed|k8s,helm,e2e,attacher,snapshot] [--install]" >&2; exit 2; }
+usage() { echo "usage: $0 [--binaries all|needed|k8s,helm,e2e,attacher,snapshot] [--install [--values FILE]...]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
     --binaries) [ $# -ge 2 ] || usage; binaries=$2; shift 2 ;;
     --binaries=*) binaries=${1#*=}; shift ;;
     --install) install=true; shift ;;
+    --values)
+      [ $# -ge 2 ] || usage
+      [ -f "$2" ] || { echo "bring-up.sh: --values $2: no such file" >&2; exit 2; }
+      extra_values+=(--values "$(realpath "$2")"); shift 2 ;;
     *) usage ;;
   esac
 done
@@ -56,7 +65,7 @@ render_installation() {
   rendered=$(mktemp --suffix=.yaml)
   # shellcheck disable=SC2016 # envsubst takes the variables' names
   STOWAGE_NFS_SERVER=192.0.2.1 envsubst '${STOWAGE_NFS_SERVER} ${STOWAGE_CLUSTER_DIR}' <"$values" >"$rendered"
-  out=$("$K8S_BIN/helm" template stowage "$repo/charts/stowage" --values "$rendered" \
+  out=$("$K8S_BIN/helm" template stowage "$repo/charts/stowage" --values "$rendered" "${extra_values[@]}" \
     --kube-version "$K8S_VERSION") || { rm -f "$rendered"; echo "bring-up.sh: cannot render the chart with $values" >&2; exit 1; }
   rm -f "$rendered"
   printf '%s\n' "$out"
@@ -123,6 +132,6 @@ if $install; then
     CONTAINERD_ADDRESS=$sock "$here/images.sh" import
   done
   step "helm install stowage (charts/stowage, values $values)"
-  "$repo/test/e2e/install.sh"
+  "$repo/test/e2e/install.sh" "${extra_values[@]}"
 fi
 step "cluster ready: . test/cluster/env.sh; test/cluster/down.sh removes it"
