@@ -53,7 +53,7 @@ rm -f "$run/node-$i.rc"
 log "starting node $name (log: $CLUSTER_DIR/logs/node-$i/up.log)"
 # Mounts copied from node 1's namespace are dropped first (they are node 1's pods and containers),
 # then / is made rshared again in fresh peer groups of this namespace only.
-# shellcheck disable=SC2016 # $0..$4 expand in the inner bash
+# shellcheck disable=SC2016 # $0..$5 expand in the inner bash
 nohup nsenter --target "$init" --mount --pid -- unshare --pid --fork --mount-proc --propagation private bash -c '
   set -e
   for m in /var/lib/kubelet /run/containerd /var/lib/stowage/local; do
@@ -63,7 +63,8 @@ nohup nsenter --target "$init" --mount --pid -- unshare --pid --fork --mount-pro
   mount --bind "$1/kubelet" /var/lib/kubelet
   mount --bind "$1/run" /run/containerd
   mount --bind "$1/local" /var/lib/stowage/local
-  NODE=$2 NODE_NAME=$3 "$0/node-extra-up.sh"; echo $? >"$4"; exec "$5"' \
+  if NODE=$2 NODE_NAME=$3 "$0/node-extra-up.sh"; then echo 0 >"$4"; else echo $? >"$4"; fi
+  exec "$5"' \
   "$here" "$dir" "$i" "$name" "$run/node-$i.rc" "$IMAGE_CACHE/pause" \
   >"$CLUSTER_DIR/logs/node-$i/up.log" 2>&1 </dev/null &
 echo $! >"$run/node-$i.nsenter.pid"
