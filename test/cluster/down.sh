@@ -39,7 +39,10 @@ no_node_pids || wait_for "node processes gone" 20 no_node_pids || die "processes
 # 2. Network leftovers in the host network namespace: netns files, the bridge, iptables chains.
 rm -f /run/netns/cni-* 2>/dev/null || true
 rmdir /run/netns 2>/dev/null || true
-if ip link show cni0 >/dev/null 2>&1; then ip link delete cni0; say "deleted cni0"; fi
+# cni0 is node 1's bridge, cni1, cni2... those of the workers (node-extra.sh).
+for br in $(ip -o link show type bridge | awk -F': ' '$2 ~ /^cni[0-9]+$/ {print $2}'); do
+  ip link delete "$br"; say "deleted $br"
+done
 # Drop every KUBE-* and CNI-* chain (kubelet, kube-proxy, CNI) and the jumps to them. The
 # built-in chains stay (empty, policy ACCEPT), as iptables-nft leaves them for anyone.
 clean_chains() {

@@ -36,11 +36,11 @@ state = "/run/containerd"
     bin_dir = "/usr/lib/cni"
     conf_dir = "$conf/cni"
 EOF
-# Node 1's bridge, this node's /24: the bridge gets one gateway address per node, and the host
-# routes between the subnets.
+# Its own bridge cni<I-1> and /24 (the bridge plugin allows one gateway address per bridge); the
+# host routes between the nodes' bridges as between machines.
 cat >"$conf/cni/10-stowage.conflist" <<EOF
 {"cniVersion": "0.4.0", "name": "stowage", "plugins": [{
-  "type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+  "type": "bridge", "bridge": "cni$((NODE - 1))", "isGateway": true, "ipMasq": false, "hairpinMode": true,
   "ipam": {"type": "host-local", "dataDir": "$dir/cni-ipam",
            "ranges": [[{"subnet": "10.244.$((NODE - 1)).0/24"}]], "routes": [{"dst": "0.0.0.0/0"}]}}]}
 EOF

@@ -8,8 +8,9 @@
 #   /var/lib/stowage/local  <- $CLUSTER_DIR/data/node-I/local   (the chart's node.localBasePath)
 # so the chart's hostPaths, which are the same for every node of a DaemonSet, reach each node's own
 # directories. What the nodes share, as machines on one network would: the host network namespace
-# (one bridge cni0, pod CIDR 10.244.<I-1>.0/24 per node; node 1's kube-proxy serves every node's
-# pods), the NFS share, and the IP (each kubelet serves on its own port, 10250 + 10*(I-1)).
+# (bridge cni<I-1> and pod CIDR 10.244.<I-1>.0/24 per node, routed by the host; node 1's kube-proxy
+# serves every node's pods), the NFS share, and the IP (each kubelet serves on its own port,
+# 10250 + 10*(I-1)).
 # Its pods' cgroups live under /stowage-node-I (kubelet cgroupRoot), not under node 1's /kubepods.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
