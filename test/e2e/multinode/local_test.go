@@ -23,8 +23,8 @@ func (c *cluster) otherNode(node string) string {
 
 // TestLocalVolumeStaysOnItsNode: a local claim's first pod, sent to a worker, gets its volume made on
 // that worker (by that worker's plugin, in that worker's base path) and pinned there; a second pod of
-// the ReadWriteOnce claim sent to another node is refused by the scheduler with the volume node
-// affinity conflict, and stays Pending.
+// the ReadWriteOnce claim sent to another node is refused by the scheduler because of the PV's node
+// affinity, and stays Pending.
 func TestLocalVolumeStaysOnItsNode(t *testing.T) {
 	c := setup(t)
 	ns := c.namespace(t, "local")
@@ -59,7 +59,7 @@ func TestLocalVolumeStaysOnItsNode(t *testing.T) {
 	}
 
 	c.pod(t, ns, "second", other, "data", "sleep 3600")
-	msg := c.kube(t, ns).WaitEvent("Pod", "second", "FailedScheduling", "volume node affinity conflict")
+	msg := c.kube(t, ns).WaitEvent("Pod", "second", "FailedScheduling", "didn't match PersistentVolume's node affinity")
 	t.Logf("second pod, sent to %s: %s", other, msg)
 	c.stillPending(t, ns, "second")
 }
@@ -105,7 +105,7 @@ func TestLocalDeleteByItsOwnNode(t *testing.T) {
 		t.Errorf("directory %s of deleted PV %s: %v, want it gone", dir, pv.Name, err)
 	}
 	own := c.pluginLog(t, plugins[node])
-	if !strings.Contains(own, "Deleted volume") || !strings.Contains(own, handle) {
+	if !hasAction(own, handle, "Deleted volume") || !hasAction(own, pv.Name, "PersistentVolume deleted succeeded") {
 		t.Errorf("the plugin of %s (%s) did not log deleting %s", node, plugins[node], handle)
 	}
 	for n, pod := range plugins {
@@ -113,10 +113,38 @@ func TestLocalDeleteByItsOwnNode(t *testing.T) {
 			continue
 		}
 		for _, line := range strings.Split(c.pluginLog(t, pod), "\n") {
-			touches := strings.Contains(line, handle) || strings.Contains(line, pv.Name)
-			if touches && strings.Contains(strings.ToLower(line), "delet") {
+			if msg := logMessage(line); actions[msg] && (strings.Contains(line, pv.Name) || strings.Contains(line, handle)) {
 				t.Errorf("the plugin of %s (%s) acted on %s's volume: %s", n, pod, node, line)
 			}
 		}
 	}
+}
+
+// actions are the log messages of a plugin (and of the provisioner library in it) that create or
+// delete a volume or its PV. Every plugin also logs, at V(4), PVs of other nodes that it looks at
+// and leaves alone; those are not actions.
+var actions = map[string]bool{
+	"Creating volume": true, "Created volume": true, "Provisioned volume": true,
+	"Trying to save persistentvolume": true, "Started": true, "Deleted volume": true,
+	"Volume deleted": true, "PersistentVolume deleted succeeded": true,
+}
+
+// logMessage is the message of a klog structured line (`I1203 ... file.go:90] "Deleted volume" k=v`).
+func logMessage(line string) string {
+	_, rest, ok := strings.Cut(line, "] \"")
+	if !ok {
+		return ""
+	}
+	msg, _, _ := strings.Cut(rest, "\"")
+	return msg
+}
+
+// hasAction says whether log has a line with message msg that names what.
+func hasAction(log, what, msg string) bool {
+	for _, line := range strings.Split(log, "\n") {
+		if logMessage(line) == msg && strings.Contains(line, what) {
+			return true
+		}
+	}
+	return false
 }
