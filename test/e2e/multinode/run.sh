@@ -33,7 +33,6 @@ step "bring-up of $STOWAGE_NODES nodes (test/cluster/bring-up.sh)"
 test/cluster/bring-up.sh --binaries needed --install --values "$here/values.yaml"
 # shellcheck disable=SC1091
 . test/cluster/env.sh
-free -m | awk 'NR == 2 {print "run.sh: memory used with the cluster up: " $3 " MiB of " $2}'
 
 step "go test ./test/e2e/multinode/..."
 rc=0
