@@ -131,7 +131,7 @@ if $install; then
   for sock in $(env | sed -n 's/^STOWAGE_NODE_[0-9]*_CONTAINERD=//p'); do
     CONTAINERD_ADDRESS=$sock "$here/images.sh" import
   done
-  step "helm install stowage (charts/stowage, values $values)"
+  step "helm install stowage (charts/stowage, values $values ${extra_values[*]})"
   "$repo/test/e2e/install.sh" "${extra_values[@]}"
 fi
 step "cluster ready: . test/cluster/env.sh; test/cluster/down.sh removes it"
