@@ -25,7 +25,7 @@ deps:
 deps-e2e: deps
 	test/cluster/build-binaries.sh e2e attacher snapshot
 
-test: deps-e2e build lint unit quota sanity chart integration e2e
+test: deps-e2e build lint unit quota sanity chart integration e2e e2e-multinode
 	@echo "== all tests passed"
 
 lint:
