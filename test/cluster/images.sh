@@ -12,6 +12,8 @@
 #   registry.k8s.io/e2e-test-images/agnhost:2.56 the agnhost built by build-binaries.sh
 #   localhost/csi-attacher:v4.13.0               built by build-binaries.sh
 #   localhost/snapshot-controller:v8.7.0         built by build-binaries.sh
+#   localhost/local-path-provisioner:v0.0.37     built by test/bench/peers/build.sh localpath (a bench
+#                                                peer; its helper pods use the busybox above)
 #   localhost/stowage:dev                        bin/stowage + util-linux mount + the test mount.nfs
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -68,6 +70,8 @@ fill_busybox() { base_rootfs "$1"; }
 fill_agnhost() { base_rootfs "$1"; cp "$K8S_BIN/agnhost" "$1/agnhost"; }
 fill_attacher() { cp "$K8S_BIN/csi-attacher" "$1/csi-attacher"; }
 fill_snapshot_controller() { cp "$K8S_BIN/snapshot-controller" "$1/snapshot-controller"; }
+LOCAL_PATH_BIN=$STOWAGE_CACHE/peers/local-path-provisioner-v0.0.37/local-path-provisioner
+fill_local_path() { cp "$LOCAL_PATH_BIN" "$1/local-path-provisioner"; }
 
 # Host tools copied into the stowage image with the shared libraries ldd names for them.
 STOWAGE_HOST_TOOLS=(/usr/bin/mount /usr/bin/umount /usr/bin/findmnt)
@@ -128,6 +132,12 @@ build() {
       fill_snapshot_controller "$K8S_BIN/snapshot-controller"
   else
     log "image snapshot-controller: skipped, $K8S_BIN/snapshot-controller not built yet (build-binaries.sh snapshot)"
+  fi
+
+  # Only once the bench has built it: no other tier needs it.
+  if [ -x "$LOCAL_PATH_BIN" ]; then
+    image local-path-provisioner '["/local-path-provisioner"]' null localhost/local-path-provisioner:v0.0.37 \
+      fill_local_path "$LOCAL_PATH_BIN"
   fi
 
   # Rebuild the binary from source when there is source, so the image never carries a stale one;
