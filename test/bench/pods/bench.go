@@ -122,8 +122,8 @@ func (b *bench) setup(ctx context.Context) error {
 	if len(nodes.Items) > 0 {
 		b.node = nodes.Items[0].Name
 	}
-	if _, err := b.client.StorageV1().StorageClasses().Get(ctx, b.o.class, metav1.GetOptions{}); err != nil {
-		return fmt.Errorf("StorageClass %s (is Stowage installed? test/e2e/install.sh): %w", b.o.class, err)
+	if err := b.checkInstalled(ctx); err != nil {
+		return err
 	}
 	b.teardown(ctx) // a previous run's leftovers
 	wffc := storagev1.VolumeBindingWaitForFirstConsumer
@@ -264,13 +264,17 @@ func (b *bench) watch(ctx context.Context) error {
 }
 
 // pod is the measured pod: busybox that exits at once on SIGTERM, with
-// /data from claim or, when claim is "", from an emptyDir.
-func (b *bench) pod(name, claim string) *v1.Pod {
+// /data from claim or, when claim is "", from an inline Stowage volume of
+// the claims' size (inline) or an emptyDir.
+func (b *bench) pod(name, claim string, inline bool) *v1.Pod {
 	vol := v1.Volume{Name: "data"}
-	if claim == "" {
-		vol.EmptyDir = &v1.EmptyDirVolumeSource{}
-	} else {
+	switch {
+	case claim != "":
 		vol.PersistentVolumeClaim = &v1.PersistentVolumeClaimVolumeSource{ClaimName: claim}
+	case inline:
+		vol.CSI = &v1.CSIVolumeSource{Driver: stowageDriver, VolumeAttributes: map[string]string{"size": b.o.size}}
+	default:
+		vol.EmptyDir = &v1.EmptyDirVolumeSource{}
 	}
 	grace := int64(5)
 	no := false
@@ -343,26 +347,19 @@ func parallel(n int, fn func(i int) error) error {
 }
 
 // wave starts n pods of the variant, waits for all Running, deletes them and
-// (claim variant) their claims, and waits for everything to be gone.
-func (b *bench) wave(ctx context.Context, variant string, n, rep, order int) (*Wave, *DeleteWave, error) {
+// (claim variants) their claims, and waits for everything to be gone.
+func (b *bench) wave(ctx context.Context, v variant, n, rep, order int) (*Wave, *DeleteWave, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.o.timeout)
 	defer cancel()
 	r := b.rec
-	prefix, class := "e", ""
-	switch variant {
-	case "claim":
-		prefix, class = "c", b.o.class
-	case "static":
-		prefix, class = "s", staticClass
-	}
 	pods, claims := make([]string, n), make([]string, n)
 	var static []string
 	for i := range n {
-		pods[i] = fmt.Sprintf("%s-%d-%d-%03d", prefix, n, rep, i)
-		if class != "" {
+		pods[i] = fmt.Sprintf("%s-%d-%d-%03d", v.prefix, n, rep, i)
+		if v.class != "" {
 			claims[i] = pods[i]
 		}
-		if variant == "static" {
+		if v.static {
 			static = append(static, b.o.namespace+"-"+pods[i])
 		}
 	}
@@ -379,17 +376,17 @@ func (b *bench) wave(ctx context.Context, variant string, n, rep, order int) (*W
 		}
 	}
 	created := make([]time.Time, n)
-	w := &Wave{Variant: variant, Rep: rep, Order: order}
+	w := &Wave{Variant: v.name, Rep: rep, Order: order}
 	t0 := time.Now()
 	w.T0 = t0.UTC().Format(time.RFC3339Nano)
 	err := parallel(n, func(i int) error {
 		created[i] = time.Now()
 		if claims[i] != "" {
-			if _, err := b.client.CoreV1().PersistentVolumeClaims(b.o.namespace).Create(ctx, b.claim(claims[i], class), metav1.CreateOptions{}); err != nil {
+			if _, err := b.client.CoreV1().PersistentVolumeClaims(b.o.namespace).Create(ctx, b.claim(claims[i], v.class), metav1.CreateOptions{}); err != nil {
 				return fmt.Errorf("create claim: %w", err)
 			}
 		}
-		_, err := b.client.CoreV1().Pods(b.o.namespace).Create(ctx, b.pod(pods[i], claims[i]), metav1.CreateOptions{})
+		_, err := b.client.CoreV1().Pods(b.o.namespace).Create(ctx, b.pod(pods[i], claims[i], v.inline), metav1.CreateOptions{})
 		return err
 	})
 	w.CreateS = time.Since(t0).Seconds()
@@ -436,10 +433,13 @@ func (b *bench) wave(ctx context.Context, variant string, n, rep, order int) (*W
 	if err := r.waitAll(ctx, podGone, pods); err != nil {
 		return nil, nil, err
 	}
-	if variant == "emptydir" {
+	for _, p := range pods {
+		w.PodsGoneS = max(w.PodsGoneS, r.at(podGone, p).Sub(tp).Seconds())
+	}
+	if v.class == "" {
 		return w, nil, nil
 	}
-	d := &DeleteWave{Rep: rep, PodsGoneS: time.Since(tp).Seconds()}
+	d := &DeleteWave{Rep: rep, PodsGoneS: w.PodsGoneS}
 	pvs := make([]string, n)
 	r.mu.Lock()
 	for i, c := range claims {
@@ -455,7 +455,7 @@ func (b *bench) wave(ctx context.Context, variant string, n, rep, order int) (*W
 	}); err != nil {
 		return nil, nil, fmt.Errorf("delete claims: %w", err)
 	}
-	if variant == "static" {
+	if v.static {
 		// Retain: the floor's PVs go by hand; not measured.
 		if err := parallel(n, func(i int) error {
 			return b.client.CoreV1().PersistentVolumes().Delete(ctx, static[i], metav1.DeleteOptions{})
@@ -482,5 +482,8 @@ func (b *bench) wave(ctx context.Context, variant string, n, rep, order int) (*W
 	}
 	d.AllGoneS = last.Sub(t1).Seconds()
 	d.P50S, d.P99S = quantile(lat, 0.5), quantile(lat, 0.99)
+	if !v.deletes {
+		return w, nil, nil // the static floor's PVs went by hand: not a measurement
+	}
 	return w, d, nil
 }

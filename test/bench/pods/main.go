@@ -9,12 +9,17 @@
 //     WaitForFirstConsumer class with no provisioner whose PVs (hostPath, on
 //     the node) exist before the clock starts ("static"): what the scheduler's
 //     volume binding and the PV controller cost with no provisioner at all.
-//     The variants rotate (rep 0: emptyDir, static, claim; rep 1: claim,
-//     emptyDir, static; ...) so that all see the same load; the report takes
-//     the median over the repetitions.
-//   - delete: after each claim wave, its pods are deleted and waited for, then
-//     its claims are deleted; the clock runs from the first claim delete call
-//     until the last of their PVs is gone from the API.
+//     Optional variants (-variants): "inline", the same pod with a CSI
+//     ephemeral inline Stowage volume instead of a claim (issue 13 §3: ≤ 1.1×
+//     emptyDir); "local-path" and "local-path-tuned", claims of the peer
+//     local-path-provisioner (test/bench/peers/local-path.yaml) at its
+//     defaults and with more workers. The variants rotate (rep 0: emptyDir,
+//     static, claim; rep 1: claim, emptyDir, static; ...) so that all see the
+//     same load; the report takes the median over the repetitions.
+//   - delete: after each claim wave (Stowage's and each peer's), its pods are
+//     deleted and waited for, then its claims are deleted; the clock runs from
+//     the first claim delete call until the last of their PVs is gone from the
+//     API.
 //
 // Every observation (Running, PodScheduled, claim Bound, PV seen, PV
 // Released, pod and PV gone) is the time a watch delivered it. Results go to
@@ -51,11 +56,12 @@ type options struct {
 	timeout    time.Duration
 	keep       bool
 	staticDir  string
+	variants   []variant
 }
 
 func main() {
 	var o options
-	var counts string
+	var counts, variants string
 	flag.StringVar(&o.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the cluster")
 	flag.StringVar(&counts, "counts", "1,10,50", "pods at once, comma-separated")
 	flag.IntVar(&o.reps, "reps", 3, "repetitions of each variant per count")
@@ -68,6 +74,8 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up on one wave after this long")
 	flag.StringVar(&o.staticDir, "static-dir", "/tmp/stowage-bench-pods", "node directory of the static floor's hostPath PVs (removed at the end)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the namespace at the end")
+	flag.StringVar(&variants, "variants", "emptydir,static,claim,inline",
+		"variants to rotate, comma-separated: "+strings.Join(allVariants, ", ")+" (the local-path ones need test/bench/peers/local-path.yaml installed)")
 	klog.InitFlags(nil)
 	flag.Parse()
 	for _, s := range strings.Split(counts, ",") {
@@ -78,6 +86,11 @@ func main() {
 		}
 		o.counts = append(o.counts, n)
 	}
+	var err error
+	if o.variants, err = parseVariants(o, variants); err != nil {
+		fmt.Fprintln(os.Stderr, "pods:", err)
+		os.Exit(2)
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "pods:", err)
 		os.Exit(1)
@@ -86,14 +99,15 @@ func main() {
 
 // Settings are copied into every result file.
 type Settings struct {
-	Class     string  `json:"class"`
-	Image     string  `json:"image"`
-	Size      string  `json:"size"`
-	Reps      int     `json:"reps"`
-	Namespace string  `json:"namespace"`
-	SettleS   float64 `json:"settle_s"`
-	Node      string  `json:"node,omitempty"`
-	Server    string  `json:"server_version,omitempty"`
+	Class     string   `json:"class"`
+	Variants  []string `json:"variants,omitempty"`
+	Image     string   `json:"image"`
+	Size      string   `json:"size"`
+	Reps      int      `json:"reps"`
+	Namespace string   `json:"namespace"`
+	SettleS   float64  `json:"settle_s"`
+	Node      string   `json:"node,omitempty"`
+	Server    string   `json:"server_version,omitempty"`
 }
 
 // Result is one count N.
@@ -103,6 +117,9 @@ type Result struct {
 	Settings Settings `json:"settings"`
 	Start    Start    `json:"start"`
 	Delete   Delete   `json:"delete"`
+	// Variants beyond emptydir, static and claim (which are Start and Delete,
+	// as in results before there were more), by name.
+	Variants map[string]*Variant `json:"variants,omitempty"`
 }
 
 // Start compares the two variants; medians are over the repetitions' totals.
@@ -138,12 +155,15 @@ type Wave struct {
 	Order   int    `json:"order"` // position in its repetition, from 0
 	T0      string `json:"t0"`    // wall clock of the first create call (RFC3339Nano), to find it in logs
 	// AllRunningS: from the first create call to the last pod seen Running.
-	AllRunningS float64    `json:"all_running_s"`
-	CreateS     float64    `json:"create_calls_s"` // until every create call returned
-	P50S        float64    `json:"p50_s"`
-	P99S        float64    `json:"p99_s"`
-	MaxS        float64    `json:"max_s"`
-	Pods        []PodTimes `json:"pods"`
+	AllRunningS float64 `json:"all_running_s"`
+	CreateS     float64 `json:"create_calls_s"` // until every create call returned
+	// PodsGoneS: from the first pod delete call until all are gone (kubelet's
+	// teardown, NodeUnpublish of inline volumes included).
+	PodsGoneS float64    `json:"pods_gone_s"`
+	P50S      float64    `json:"p50_s"`
+	P99S      float64    `json:"p99_s"`
+	MaxS      float64    `json:"max_s"`
+	Pods      []PodTimes `json:"pods"`
 }
 
 // PodTimes are seconds from just before this pod's first create call (its
@@ -216,6 +236,9 @@ func run(o options) error {
 	}()
 	settings := Settings{Class: o.class, Image: o.image, Size: o.size, Reps: o.reps, Namespace: o.namespace,
 		SettleS: o.settle.Seconds(), Node: b.node}
+	for _, v := range o.variants {
+		settings.Variants = append(settings.Variants, v.name)
+	}
 	if v, err := client.Discovery().ServerVersion(); err == nil {
 		settings.Server = v.GitVersion
 	}
@@ -225,28 +248,14 @@ func run(o options) error {
 	for _, n := range o.counts {
 		res := &Result{N: n, Settings: settings}
 		for rep := 0; rep < o.reps; rep++ {
-			all := []string{"emptydir", "static", "claim"}
-			var variants []string
-			for k := range all {
-				variants = append(variants, all[(k+len(all)-rep%len(all))%len(all)])
-			}
-			for order, v := range variants {
+			for order, v := range rotation(o.variants, rep) {
 				time.Sleep(o.settle)
 				w, d, err := b.wave(ctx, v, n, rep, order)
 				if err != nil {
-					return fmt.Errorf("wave of N=%d, rep %d, %s: %w", n, rep, v, err)
+					return fmt.Errorf("wave of N=%d, rep %d, %s: %w", n, rep, v.name, err)
 				}
-				switch v {
-				case "emptydir":
-					res.Start.EmptyDir = append(res.Start.EmptyDir, w)
-				case "static":
-					res.Start.Static = append(res.Start.Static, w)
-					d = nil // its PVs are deleted by hand: not a measurement
-				default:
-					res.Start.Claim = append(res.Start.Claim, w)
-					res.Delete.Waves = append(res.Delete.Waves, d)
-				}
-				msg := fmt.Sprintf("N=%d rep=%d %-8s all Running %.2fs (p50 %.2f p99 %.2f)", n, rep, v, w.AllRunningS, w.P50S, w.P99S)
+				res.add(v.name, w, d)
+				msg := fmt.Sprintf("N=%d rep=%d %-16s all Running %.2fs (p50 %.2f p99 %.2f)", n, rep, v.name, w.AllRunningS, w.P50S, w.P99S)
 				if d != nil {
 					msg += fmt.Sprintf("; claims deleted -> PVs gone %.2fs", d.AllGoneS)
 				}
@@ -265,31 +274,57 @@ func run(o options) error {
 		}
 		fmt.Fprintf(os.Stderr, "N=%d: emptyDir %.2fs, static %.2fs, claim %.2fs, ratio %.2f (to static %.2f); delete %.2fs -> %s\n",
 			n, res.Start.EmptyDirMedianS, res.Start.StaticMedianS, res.Start.ClaimMedianS, res.Start.Ratio, res.Start.RatioStatic, res.Delete.MedianS, path)
+		for _, v := range o.variants {
+			if x := res.Variants[v.name]; x != nil {
+				line := fmt.Sprintf("N=%d: %s %.2fs, %.2f× emptyDir", n, v.name, x.MedianS, x.RatioEmptyDir)
+				if x.Delete != nil {
+					line += fmt.Sprintf("; delete %.2fs", x.Delete.MedianS)
+				}
+				fmt.Fprintln(os.Stderr, line)
+			}
+		}
 	}
 	return nil
 }
 
-func summarize(r *Result) {
-	totals := func(ws []*Wave, f func(*Wave) float64) float64 {
-		var xs []float64
-		for _, w := range ws {
-			xs = append(xs, f(w))
+// add files one wave (and its claims' deletion) under its variant.
+func (r *Result) add(name string, w *Wave, d *DeleteWave) {
+	switch name {
+	case vEmptyDir:
+		r.Start.EmptyDir = append(r.Start.EmptyDir, w)
+	case vStatic:
+		r.Start.Static = append(r.Start.Static, w) // its PVs are deleted by hand: not a measurement
+	case vClaim:
+		r.Start.Claim = append(r.Start.Claim, w)
+		r.Delete.Waves = append(r.Delete.Waves, d)
+	default:
+		if r.Variants == nil {
+			r.Variants = map[string]*Variant{}
 		}
-		return median(xs)
+		v := r.Variants[name]
+		if v == nil {
+			v = &Variant{}
+			r.Variants[name] = v
+		}
+		v.Waves = append(v.Waves, w)
+		if d != nil {
+			if v.Delete == nil {
+				v.Delete = &Delete{}
+			}
+			v.Delete.Waves = append(v.Delete.Waves, d)
+		}
 	}
+}
+
+func summarize(r *Result) {
+	totals := medianOf
 	s := &r.Start
 	s.EmptyDirMedianS = totals(s.EmptyDir, func(w *Wave) float64 { return w.AllRunningS })
 	s.ClaimMedianS = totals(s.Claim, func(w *Wave) float64 { return w.AllRunningS })
 	s.StaticMedianS = totals(s.Static, func(w *Wave) float64 { return w.AllRunningS })
 	s.StaticP50S = totals(s.Static, func(w *Wave) float64 { return w.P50S })
 	s.StaticP99S = totals(s.Static, func(w *Wave) float64 { return w.P99S })
-	var paired []float64
-	for i := range s.Claim {
-		if i < len(s.EmptyDir) && s.EmptyDir[i].AllRunningS > 0 {
-			paired = append(paired, s.Claim[i].AllRunningS/s.EmptyDir[i].AllRunningS)
-		}
-	}
-	s.RatioPaired = median(paired)
+	s.RatioPaired = pairedRatio(s.Claim, s.EmptyDir)
 	if s.StaticMedianS > 0 {
 		s.RatioStatic = s.ClaimMedianS / s.StaticMedianS
 	}
@@ -310,6 +345,9 @@ func summarize(r *Result) {
 	if r.N == 10 {
 		met := r.Delete.MedianS <= 2
 		r.Delete.TargetS, r.Delete.Met = 2, &met
+	}
+	for name, v := range r.Variants {
+		summarizeVariant(name, r.N, v, s, r.Delete.MedianS)
 	}
 }
 
