@@ -28,14 +28,21 @@
 #           registered is used as it is; otherwise test/cluster/bring-up.sh --binaries needed --install
 #           brings it up (as hack/demo.sh does) and test/cluster/down.sh removes it at the end unless
 #           KEEP_CLUSTER=1. PODS_COUNTS (default 1,10,50), PODS_REPS (default 3).
+#           Also rotated with them: "inline", the same pods with a CSI ephemeral inline Stowage volume
+#           (issue 13 §3: ≤ 1.1× emptyDir), and with the peers (--peers) local-path-provisioner
+#           v0.0.37, "local-path" at its defaults and "local-path-tuned" with 50 workers
+#           (test/bench/peers/local-path.yaml, built by test/bench/peers/build.sh localpath, packed
+#           by test/cluster/images.sh; installed for the run and removed after it, its PVs first).
+#           PODS_VARIANTS overrides the list (test/bench/pods -variants).
 # Env: STOWAGE_BENCH_DIR (scratch, default /tmp/stowage-bench), STOWAGE_CP_DIR/STOWAGE_CP_PORT (default
 # /tmp/stowage-bench-cp, 18443: apart from the integration tests' 17443 and the cluster's 6443),
 # SCRUB_FILES (default 1000,10000,100000), SCRUB_ROUNDS (local rounds, default 2), NFS_SCRUB_FILES (default 1000,10000; "none" skips either),
 # BENCHTIME (default 2s), STOWAGE_CONTROLLER_FLAGS (more flags for the measured `stowage controller`)
 # with BULK_TAG (a suffix for the result files of such a run, e.g. -ctlqps300).
 # --peers (env PEERS): auto (default) measures the peers when test/bench/peers/build.sh has built them or
-# can build them (external-provisioner from the Go proxy; csi-driver-nfs from a git mirror, see that
-# script) and otherwise skips their rows saying why; on fails instead; off leaves them out.
+# can build them (external-provisioner and local-path-provisioner from the Go proxy; csi-driver-nfs
+# from a git mirror, see that script) and otherwise skips their rows saying why; on fails instead;
+# off leaves them out.
 # Needs root (bind mounts, /proc/<pid>/clear_refs), the Kubernetes binaries (test/cluster) and
 # NFS-Ganesha (test/nfs/ganesha.sh ensure: a running one is reused and left running; one started here
 # is stopped at the end).
@@ -125,8 +132,36 @@ stop_controller() {
   fi
 }
 cp_down() { test/cluster/control-plane.sh down >/dev/null 2>&1 || true; }
+# local_path_up — local-path-provisioner on the cluster (image packed and imported, manifest applied
+# with its directory under the cluster's, both Deployments ready). Fails with the reason on stderr.
+local_path_installed=
+local_path_up() {
+  test/bench/peers/build.sh localpath || return 1
+  eval "$(test/bench/peers/build.sh --print)"
+  # The same build + import as bring-up.sh --install: only archives whose inputs changed are redone.
+  test/cluster/images.sh all || return 1
+  sed "s|/tmp/stowage-cluster/|${STOWAGE_CLUSTER_DIR%/}/|g" test/bench/peers/local-path.yaml | kubectl apply -f - || return 1
+  local_path_installed=1
+  kubectl -n local-path-storage wait --for=condition=Available deployment --all --timeout=180s ||
+    { kubectl -n local-path-storage get pods -o wide; return 1; }
+}
+# local_path_down — its PVs are deleted by its own helper pods, so it stays until they are gone.
+local_path_down() {
+  [ -n "$local_path_installed" ] || return 0
+  local left
+  for _ in $(seq 600); do
+    left=$(kubectl get pv -o jsonpath='{range .items[*]}{.spec.storageClassName}{"\n"}{end}' | grep -c '^local-path' || true)
+    [ "$left" = 0 ] && break
+    sleep 0.5
+  done
+  [ "$left" = 0 ] || log "pods: $left local-path PVs are still there after 5 min; removing the provisioner anyway"
+  kubectl delete --wait=true --ignore-not-found -f test/bench/peers/local-path.yaml >/dev/null
+  local_path_installed=
+}
+
 started_cluster=
 cleanup() {
+  local_path_down || true
   if [ -n "$started_cluster" ] && [ "${KEEP_CLUSTER:-}" != 1 ]; then test/cluster/down.sh --quiet || true; fi
   stop_controller
   stop_peer
@@ -336,10 +371,34 @@ if has pods; then
   }
   # shellcheck disable=SC1091
   . test/cluster/env.sh
-  log "pods: counts ${PODS_COUNTS:-1,10,50}, ${PODS_REPS:-3} repetitions"
-  "$work/bin/pods" -counts "${PODS_COUNTS:-1,10,50}" -reps "${PODS_REPS:-3}" -out-dir "$out"
+  variants=emptydir,static,claim,inline
+  peer_note="peers: off"
+  case $peers in
+    off) ;;
+    auto | on)
+      if local_path_up >"$work/logs/local-path-up.log" 2>&1; then
+        variants+=,local-path,local-path-tuned
+        peer_note="peers: local-path-provisioner $PEER_LOCAL_PATH_VERSION"
+        log "pods: $peer_note installed (test/bench/peers/local-path.yaml)"
+      elif [ "$peers" = on ]; then
+        cat "$work/logs/local-path-up.log" >&2
+        local_path_down
+        exit 1
+      else
+        log "pods: SKIPPING the local-path rows, local-path-provisioner could not be installed:"
+        tail -n 20 "$work/logs/local-path-up.log" | sed 's/^/    /' >&2
+        local_path_down
+      fi
+      ;;
+    *) echo "--peers=$peers: want auto, on or off" >&2; exit 2 ;;
+  esac
+  variants=${PODS_VARIANTS:-$variants}
+  log "pods: counts ${PODS_COUNTS:-1,10,50}, ${PODS_REPS:-3} repetitions, variants $variants"
+  "$work/bin/pods" -counts "${PODS_COUNTS:-1,10,50}" -reps "${PODS_REPS:-3}" -variants "$variants" -out-dir "$out"
+  local_path_down
   {
-    echo "test/bench/run.sh --parts=pods   # PODS_COUNTS=${PODS_COUNTS:-1,10,50} PODS_REPS=${PODS_REPS:-3}"
+    echo "test/bench/run.sh --parts=pods --peers=$peers   # PODS_COUNTS=${PODS_COUNTS:-1,10,50} PODS_REPS=${PODS_REPS:-3}"
+    echo "variants: $variants ($peer_note)"
     echo "kube-controller-manager: $(pgrep -a kube-controller | grep -o -- '--kube-api-[a-z]*=[0-9]*' | tr '\n' ' ')"
   } >"$out/pods-command.txt"
 fi
