@@ -71,7 +71,7 @@ func main() {
 	flag.StringVar(&o.size, "size", "64Mi", "claim size")
 	flag.StringVar(&o.outDir, "out-dir", ".", "directory of the result files pods-<N>.json")
 	flag.DurationVar(&o.settle, "settle", 2*time.Second, "pause between waves, after the previous wave is gone")
-	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up on one wave after this long")
+	flag.DurationVar(&o.timeout, "timeout", 15*time.Minute, "give up on one wave (start, pods deleted, claims deleted) after this long; local-path at its defaults takes minutes for 50")
 	flag.StringVar(&o.staticDir, "static-dir", "/tmp/stowage-bench-pods", "node directory of the static floor's hostPath PVs (removed at the end)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the namespace at the end")
 	flag.StringVar(&variants, "variants", "emptydir,static,claim,inline",
