@@ -17,6 +17,11 @@
 #           csi-provisioner + nfsplugin (with the mount helpers nfsplugin execs). BULK_REPS (default 1)
 #           repeats each N, rotating the order of the rows (rep 1: Stowage, peers, floor; rep 2: peers,
 #           floor, Stowage; ...); repetitions after the first write bulk-...-rep<R>.json.
+#           Each row then deletes all its claims at once and measures until every PV is gone from the
+#           API and every volume directory from the export (the floor: its Retain PVs deleted by the
+#           bench when Released, no directories). Rows of 10+ claims also check the tail rule (each
+#           tenth by creation order: slowest claim <= 2x the tenth's median). BULK_TIMEOUT (default
+#           30m) per row; give N=10000 more.
 #   seq     20 claims one at a time, vs a claim followed at once by a PV pre-bound to it -> seq-*.json
 #   scrub   ScrubVolume vs rm -rf (local) and vs go-nfs-client RemoveAll (NFS) -> scrub-*.json
 #   memory  controller RSS with 0, 1,000 and 10,000 Stowage PVs in the cluster -> memory.json
@@ -229,8 +234,8 @@ bulk_run() {
   esac
   log "$mode N=$n kcm $qps/$burst"
   "$work/bin/bulk" -kubeconfig "$kubeconfig" -mode "$mode" -n "$n" -namespace "bench-$mode" -nfs-server "$nfs_server" \
-    -setting "kcm $qps/$burst" "${pidarg[@]}" -out "$res" -timeout 30m
-  jq -c '{mode,n,setting,all_bound_s,p50_s,p99_s,controller:(.controller|if . then {cpu_s,vmhwm_kib} else null end)}' "$res" >&2
+    -setting "kcm $qps/$burst" "${pidarg[@]}" -export-dir "$nfs_export" -out "$res" -timeout "${BULK_TIMEOUT:-30m}"
+  jq -c '{mode,n,setting,all_bound_s,p50_s,p99_s,tail_rule_ok,controller:(.controller|if . then {cpu_s,vmhwm_kib} else null end),delete_all_gone_s,delete_p50_s,delete_p99_s}' "$res" >&2
   stop_controller
   stop_peer
   cp_down

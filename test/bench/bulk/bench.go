@@ -249,6 +249,14 @@ func (b *bench) bulk(ctx context.Context) (*Result, error) {
 	res.Proc, res.Processes = proc.stop()
 	res.Bound = len(names)
 	summarize(res)
+	res.Tenths, res.TailRuleOK = tailRule(res.LatenciesS, created)
+	printTail(b.o.mode, b.o.n, res)
+	if b.o.noDelete {
+		return res, nil
+	}
+	if err := b.deleteAll(ctx, names, res); err != nil {
+		return nil, fmt.Errorf("deletion phase: %w", err)
+	}
 	return res, nil
 }
 
