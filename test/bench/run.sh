@@ -19,7 +19,7 @@
 #           floor, Stowage; ...); repetitions after the first write bulk-...-rep<R>.json.
 #           Each row then deletes all its claims at once and measures until every PV is gone from the
 #           API and every volume directory from the export (the floor: its Retain PVs deleted by the
-#           bench when Released, no directories). Rows of 10+ claims also check the tail rule (each
+#           bench when Released, no directories). Rows of 100+ claims also check the tail rule (each
 #           tenth by creation order: slowest claim <= 2x the tenth's median). BULK_TIMEOUT (default
 #           30m) per row; give N=10000 more.
 #   seq     20 claims one at a time, vs a claim followed at once by a PV pre-bound to it -> seq-*.json

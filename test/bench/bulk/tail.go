@@ -18,10 +18,11 @@ type Tenth struct {
 // tailRule splits the claims into tenths by when their create call began
 // and checks each tenth's slowest claim against twice its median: claims
 // created late wait behind the earlier ones, so one median for the whole
-// run would call every late claim slow. Runs under 10 claims have no tenths.
+// run would call every late claim slow. Runs under 100 claims have no
+// tenths: a tenth of one claim is its own median.
 func tailRule(latencies []float64, created []time.Time) ([]Tenth, *bool) {
 	n := len(latencies)
-	if n < 10 || len(created) != n {
+	if n < 100 || len(created) != n {
 		return nil, nil
 	}
 	order := make([]int, n)
