@@ -235,7 +235,7 @@ bulk_run() {
   log "$mode N=$n kcm $qps/$burst"
   "$work/bin/bulk" -kubeconfig "$kubeconfig" -mode "$mode" -n "$n" -namespace "bench-$mode" -nfs-server "$nfs_server" \
     -setting "kcm $qps/$burst" "${pidarg[@]}" -export-dir "$nfs_export" -out "$res" -timeout "${BULK_TIMEOUT:-30m}"
-  jq -c '{mode,n,setting,all_bound_s,p50_s,p99_s,tail_rule_ok,controller:(.controller|if . then {cpu_s,vmhwm_kib} else null end),delete_all_gone_s,delete_p50_s,delete_p99_s}' "$res" >&2
+  jq -c '{mode,n,setting,loadavg_start,all_bound_s,p50_s,p99_s,tail_rule_ok,controller:(.controller|if . then {cpu_s,vmhwm_kib} else null end),delete_all_gone_s,delete_p50_s,delete_p99_s}' "$res" >&2
   stop_controller
   stop_peer
   cp_down

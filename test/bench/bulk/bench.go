@@ -225,6 +225,7 @@ func (b *bench) bulk(ctx context.Context) (*Result, error) {
 	names := make([]string, b.o.n)
 	created := make([]time.Time, b.o.n)
 	proc := startProc(b.o.pids)
+	res.LoadAvgStart = loadAvg()
 	t0 := time.Now()
 	if err := b.parallel(b.o.n, func(i int) error {
 		names[i] = claimName(i)

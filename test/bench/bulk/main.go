@@ -67,6 +67,10 @@ type Result struct {
 	P99S       float64   `json:"p99_s,omitempty"`
 	MaxS       float64   `json:"max_s,omitempty"`
 	Bound      int       `json:"bound"`
+	// LoadAvg: /proc/loadavg's 1, 5 and 15 minute figures when the
+	// claims were created and when the row ended; this machine is shared.
+	LoadAvgStart string `json:"loadavg_start,omitempty"`
+	LoadAvgEnd   string `json:"loadavg_end,omitempty"`
 	// Controller process (-pid), over the measured interval; with several
 	// PIDs (the peer: csi-provisioner and nfsplugin) their total, and each
 	// one in Processes.
@@ -122,6 +126,18 @@ func main() {
 	}
 }
 
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
 func run(o options) error {
 	if o.mode == "nfs-cleanup" {
 		return cleanNFS(o.exportDir, o.nfsServer, o.nfsShare, o.subDir)
@@ -164,6 +180,7 @@ func run(o options) error {
 		return err
 	}
 	res.Mode, res.N, res.Setting, res.Date = o.mode, o.n, o.setting, time.Now().UTC().Format(time.RFC3339)
+	res.LoadAvgEnd = loadAvg()
 	data, err := json.MarshalIndent(res, "", " ")
 	if err != nil {
 		return err
