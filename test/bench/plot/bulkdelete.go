@@ -13,6 +13,7 @@ type bulkDeleteResult struct {
 	DeleteP50S     float64 `json:"delete_p50_s"`
 	DeleteP99S     float64 `json:"delete_p99_s"`
 	TailRuleOK     *bool   `json:"tail_rule_ok"`
+	LoadAvgStart   string  `json:"loadavg_start"`
 	Tenths         []struct {
 		MedianS float64 `json:"median_s"`
 		MaxS    float64 `json:"max_s"`
@@ -51,7 +52,7 @@ func deleteTable(dir string, md *strings.Builder) error {
 				}
 				if !header {
 					md.WriteString("### Bulk deletion: N claims deleted at once until their PVs and directories are gone\n\n")
-					md.WriteString("| kcm qps/burst | N | row | all gone | per PV p50 / p99 | Stowage ÷ row | deletion CPU | target (Stowage, N=100 ≤ 5 s) |\n|---|---|---|---|---|---|---|---|\n")
+					md.WriteString("| kcm qps/burst | N | row | all gone | per PV p50 / p99 | Stowage ÷ row | deletion CPU | target (Stowage, N=100 ≤ 5 s) | load 1/5/15 min |\n|---|---|---|---|---|---|---|---|---|\n")
 					header = true
 				}
 				ratio, target, cpu := "—", "—", "—"
@@ -64,8 +65,8 @@ func deleteTable(dir string, md *strings.Builder) error {
 				if r.DeleteProc != nil {
 					cpu = fmt.Sprintf("%.2f s", r.DeleteProc.CPUSeconds)
 				}
-				fmt.Fprintf(md, "| %s/%s | %d | %s | %.2f s | %.3f / %.3f s | %s | %s | %s |\n",
-					s[0], s[1], n, label(mode), r.DeleteAllGoneS, r.DeleteP50S, r.DeleteP99S, ratio, cpu, target)
+				fmt.Fprintf(md, "| %s/%s | %d | %s | %.2f s | %.3f / %.3f s | %s | %s | %s | %s |\n",
+					s[0], s[1], n, label(mode), r.DeleteAllGoneS, r.DeleteP50S, r.DeleteP99S, ratio, cpu, target, loadOf(r))
 			}
 		}
 	}
@@ -92,7 +93,7 @@ func tenThousandTable(dir string, md *strings.Builder) error {
 			}
 			if !header {
 				md.WriteString("### 10,000 claims at once\n\n")
-				md.WriteString("| kcm qps/burst | row | all Bound | peak RSS (target ≤ 150 MiB) | CPU | worst tenth: max ÷ median | tail rule (≤ 2×) |\n|---|---|---|---|---|---|---|\n")
+				md.WriteString("| kcm qps/burst | row | all Bound | peak RSS (target ≤ 150 MiB) | CPU | worst tenth: max ÷ median | tail rule (≤ 2×) | load 1/5/15 min |\n|---|---|---|---|---|---|---|---|\n")
 				header = true
 			}
 			rss, cpu := "—", "—"
@@ -111,11 +112,20 @@ func tenThousandTable(dir string, md *strings.Builder) error {
 			if r.TailRuleOK != nil {
 				rule = met(*r.TailRuleOK)
 			}
-			fmt.Fprintf(md, "| %s/%s | %s | %.1f s | %s | %s | %.2f× | %s |\n", s[0], s[1], label(mode), r.AllBoundS, rss, cpu, worst, rule)
+			fmt.Fprintf(md, "| %s/%s | %s | %.1f s | %s | %s | %.2f× | %s | %s |\n", s[0], s[1], label(mode), r.AllBoundS, rss, cpu, worst, rule, loadOf(r))
 		}
 	}
 	if header {
 		md.WriteString("\n")
 	}
 	return nil
+}
+
+// loadOf is the load average when the row's claims were created; results
+// from before the bench recorded it have none.
+func loadOf(r bulkDeleteResult) string {
+	if r.LoadAvgStart == "" {
+		return "—"
+	}
+	return r.LoadAvgStart
 }
