@@ -21,7 +21,8 @@
 #           API and every volume directory from the export (the floor: its Retain PVs deleted by the
 #           bench when Released, no directories). Rows of 100+ claims also check the tail rule (each
 #           tenth by creation order: slowest claim <= 2x the tenth's median). BULK_TIMEOUT (default
-#           30m) per row; give N=10000 more.
+#           30m) per row; give N=10000 more. BULK_DELETE=0 skips the deletion phase; BULK_PEER_MODES
+#           (default "peer peer-tuned") picks the peer rows.
 #   seq     20 claims one at a time, vs a claim followed at once by a PV pre-bound to it -> seq-*.json
 #   scrub   ScrubVolume vs rm -rf (local) and vs go-nfs-client RemoveAll (NFS) -> scrub-*.json
 #   memory  controller RSS with 0, 1,000 and 10,000 Stowage PVs in the cluster -> memory.json
@@ -84,7 +85,8 @@ if has bulk; then
     auto | on)
       if test/bench/peers/build.sh 2>"$work/logs/peers-build.log"; then
         eval "$(test/bench/peers/build.sh --print)"
-        peer_modes=(peer peer-tuned)
+        # shellcheck disable=SC2206 # a list of row names
+        peer_modes=(${BULK_PEER_MODES:-peer peer-tuned})
         log "peers: $PEER_VERSIONS"
       elif [ "$peers" = on ]; then
         cat "$work/logs/peers-build.log" >&2
@@ -217,7 +219,8 @@ fi
 
 # bulk_run MODE N QPS BURST — one measured run on a fresh control plane.
 bulk_run() {
-  local mode=$1 n=$2 qps=$3 burst=$4 pidarg=()
+  local mode=$1 n=$2 qps=$3 burst=$4 pidarg=() delarg=()
+  [ "${BULK_DELETE:-1}" = 1 ] || delarg=(-no-delete)
   local res="$out/$5"
   cp_up "$qps" "$burst"
   case $mode in
@@ -234,7 +237,7 @@ bulk_run() {
   esac
   log "$mode N=$n kcm $qps/$burst"
   "$work/bin/bulk" -kubeconfig "$kubeconfig" -mode "$mode" -n "$n" -namespace "bench-$mode" -nfs-server "$nfs_server" \
-    -setting "kcm $qps/$burst" "${pidarg[@]}" -export-dir "$nfs_export" -out "$res" -timeout "${BULK_TIMEOUT:-30m}"
+    -setting "kcm $qps/$burst" "${pidarg[@]}" -export-dir "$nfs_export" "${delarg[@]}" -out "$res" -timeout "${BULK_TIMEOUT:-30m}"
   jq -c '{mode,n,setting,loadavg_start,all_bound_s,p50_s,p99_s,tail_rule_ok,controller:(.controller|if . then {cpu_s,vmhwm_kib} else null end),delete_all_gone_s,delete_p50_s,delete_p99_s}' "$res" >&2
   stop_controller
   stop_peer
