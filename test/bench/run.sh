@@ -22,7 +22,7 @@
 #           bench when Released, no directories). Rows of 100+ claims also check the tail rule (each
 #           tenth by creation order: slowest claim <= 2x the tenth's median). BULK_TIMEOUT (default
 #           30m) per row; give N=10000 more. BULK_DELETE=0 skips the deletion phase; BULK_PEER_MODES
-#           (default "peer peer-tuned") picks the peer rows.
+#           (default "peer peer-tuned") picks the peer rows, BULK_ROWS (e.g. "dyn") all the rows.
 #   seq     20 claims one at a time, vs a claim followed at once by a PV pre-bound to it -> seq-*.json
 #   scrub   ScrubVolume vs rm -rf (local) and vs go-nfs-client RemoveAll (NFS) -> scrub-*.json
 #   memory  controller RSS with 0, 1,000 and 10,000 Stowage PVs in the cluster -> memory.json
@@ -250,6 +250,8 @@ bulk_run() {
 # no row always runs first on a machine whose load drifts.
 bulk_order() {
   local rows=(dyn "${peer_modes[@]}" floor) i
+  # shellcheck disable=SC2206 # a list of row names
+  [ -z "${BULK_ROWS:-}" ] || rows=(${BULK_ROWS})
   for ((i = 0; i < ${#rows[@]}; i++)); do echo "${rows[(i + $1 - 1) % ${#rows[@]}]}"; done
 }
 
