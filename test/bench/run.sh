@@ -17,6 +17,12 @@
 #           csi-provisioner + nfsplugin (with the mount helpers nfsplugin execs). BULK_REPS (default 1)
 #           repeats each N, rotating the order of the rows (rep 1: Stowage, peers, floor; rep 2: peers,
 #           floor, Stowage; ...); repetitions after the first write bulk-...-rep<R>.json.
+#           Each row then deletes all its claims at once and measures until every PV is gone from the
+#           API and every volume directory from the export (the floor: its Retain PVs deleted by the
+#           bench when Released, no directories). Rows of 100+ claims also check the tail rule (each
+#           tenth by creation order: slowest claim <= 2x the tenth's median). BULK_TIMEOUT (default
+#           30m) per row; give N=10000 more. BULK_DELETE=0 skips the deletion phase; BULK_PEER_MODES
+#           (default "peer peer-tuned") picks the peer rows, BULK_ROWS (e.g. "dyn") all the rows.
 #   seq     20 claims one at a time, vs a claim followed at once by a PV pre-bound to it -> seq-*.json
 #   scrub   ScrubVolume vs rm -rf (local) and vs go-nfs-client RemoveAll (NFS) -> scrub-*.json
 #   memory  controller RSS with 0, 1,000 and 10,000 Stowage PVs in the cluster -> memory.json
@@ -86,7 +92,8 @@ if has bulk; then
     auto | on)
       if test/bench/peers/build.sh 2>"$work/logs/peers-build.log"; then
         eval "$(test/bench/peers/build.sh --print)"
-        peer_modes=(peer peer-tuned)
+        # shellcheck disable=SC2206 # a list of row names
+        peer_modes=(${BULK_PEER_MODES:-peer peer-tuned})
         log "peers: $PEER_VERSIONS"
       elif [ "$peers" = on ]; then
         cat "$work/logs/peers-build.log" >&2
@@ -247,7 +254,8 @@ fi
 
 # bulk_run MODE N QPS BURST — one measured run on a fresh control plane.
 bulk_run() {
-  local mode=$1 n=$2 qps=$3 burst=$4 pidarg=()
+  local mode=$1 n=$2 qps=$3 burst=$4 pidarg=() delarg=()
+  [ "${BULK_DELETE:-1}" = 1 ] || delarg=(-no-delete)
   local res="$out/$5"
   cp_up "$qps" "$burst"
   case $mode in
@@ -264,8 +272,8 @@ bulk_run() {
   esac
   log "$mode N=$n kcm $qps/$burst"
   "$work/bin/bulk" -kubeconfig "$kubeconfig" -mode "$mode" -n "$n" -namespace "bench-$mode" -nfs-server "$nfs_server" \
-    -setting "kcm $qps/$burst" "${pidarg[@]}" -out "$res" -timeout 30m
-  jq -c '{mode,n,setting,all_bound_s,p50_s,p99_s,controller:(.controller|if . then {cpu_s,vmhwm_kib} else null end)}' "$res" >&2
+    -setting "kcm $qps/$burst" "${pidarg[@]}" -export-dir "$nfs_export" "${delarg[@]}" -out "$res" -timeout "${BULK_TIMEOUT:-30m}"
+  jq -c '{mode,n,setting,loadavg_start,all_bound_s,p50_s,p99_s,tail_rule_ok,controller:(.controller|if . then {cpu_s,vmhwm_kib} else null end),delete_all_gone_s,delete_p50_s,delete_p99_s}' "$res" >&2
   stop_controller
   stop_peer
   cp_down
@@ -277,6 +285,8 @@ bulk_run() {
 # no row always runs first on a machine whose load drifts.
 bulk_order() {
   local rows=(dyn "${peer_modes[@]}" floor) i
+  # shellcheck disable=SC2206 # a list of row names
+  [ -z "${BULK_ROWS:-}" ] || rows=(${BULK_ROWS})
   for ((i = 0; i < ${#rows[@]}; i++)); do echo "${rows[(i + $1 - 1) % ${#rows[@]}]}"; done
 }
 

@@ -225,6 +225,7 @@ func (b *bench) bulk(ctx context.Context) (*Result, error) {
 	names := make([]string, b.o.n)
 	created := make([]time.Time, b.o.n)
 	proc := startProc(b.o.pids)
+	res.LoadAvgStart = loadAvg()
 	t0 := time.Now()
 	if err := b.parallel(b.o.n, func(i int) error {
 		names[i] = claimName(i)
@@ -249,6 +250,14 @@ func (b *bench) bulk(ctx context.Context) (*Result, error) {
 	res.Proc, res.Processes = proc.stop()
 	res.Bound = len(names)
 	summarize(res)
+	res.Tenths, res.TailRuleOK = tailRule(res.LatenciesS, created)
+	printTail(b.o.mode, b.o.n, res)
+	if b.o.noDelete {
+		return res, nil
+	}
+	if err := b.deleteAll(ctx, names, res); err != nil {
+		return nil, fmt.Errorf("deletion phase: %w", err)
+	}
 	return res, nil
 }
 

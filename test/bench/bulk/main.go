@@ -7,7 +7,8 @@
 // for the memory benchmark and samples processes' CPU time and peak RSS
 // from /proc.
 //
-//	bulk -mode floor|dyn -n N           N claims at once; floor pre-creates N PVs first
+//	bulk -mode floor|dyn -n N           N claims at once; floor pre-creates N PVs first; then all
+//	                                    deleted at once until their PVs and directories are gone
 //	bulk -mode peer|peer-tuned -n N     N claims at once of the peer's class (the modes differ only in how
 //	                                    run.sh started the peer; the name is copied into the result)
 //	bulk -mode seq-floor|seq-dyn -n 20  one claim at a time; seq-floor follows each claim with a PV pre-bound to it
@@ -47,6 +48,7 @@ type options struct {
 	subDir     string
 	exportDir  string
 	timeout    time.Duration
+	noDelete   bool
 }
 
 // Result is one run, as written to JSON.
@@ -65,11 +67,29 @@ type Result struct {
 	P99S       float64   `json:"p99_s,omitempty"`
 	MaxS       float64   `json:"max_s,omitempty"`
 	Bound      int       `json:"bound"`
+	// LoadAvg: /proc/loadavg's 1, 5 and 15 minute figures when the
+	// claims were created and when the row ended; this machine is shared.
+	LoadAvgStart string `json:"loadavg_start,omitempty"`
+	LoadAvgEnd   string `json:"loadavg_end,omitempty"`
 	// Controller process (-pid), over the measured interval; with several
 	// PIDs (the peer: csi-provisioner and nfsplugin) their total, and each
 	// one in Processes.
 	Proc      *ProcStats  `json:"controller,omitempty"`
 	Processes []ProcStats `json:"processes,omitempty"`
+	// Tenths and TailRuleOK: the claims split into tenths by creation
+	// order; the rule holds when no claim in a tenth took more than twice
+	// that tenth's median (issue 13's target for N = 10,000).
+	Tenths     []Tenth `json:"tenths,omitempty"`
+	TailRuleOK *bool   `json:"tail_rule_ok,omitempty"`
+	// The deletion phase (bulk rows): after all claims are Bound, all
+	// deleted at once. DeleteWhat says what "gone" means for the row.
+	DeleteWhat       string     `json:"delete_what,omitempty"`
+	DeleteAllGoneS   float64    `json:"delete_all_gone_s,omitempty"`
+	DeleteLatenciesS []float64  `json:"delete_latencies_s,omitempty"`
+	DeleteP50S       float64    `json:"delete_p50_s,omitempty"`
+	DeleteP99S       float64    `json:"delete_p99_s,omitempty"`
+	DeleteMaxS       float64    `json:"delete_max_s,omitempty"`
+	DeleteProc       *ProcStats `json:"delete_controller,omitempty"`
 }
 
 func main() {
@@ -95,7 +115,8 @@ func main() {
 	flag.StringVar(&o.nfsServer, "nfs-server", "127.0.0.1", "NFS server for the Stowage class")
 	flag.StringVar(&o.nfsShare, "nfs-share", "/export", "NFS share for the Stowage class")
 	flag.StringVar(&o.subDir, "subdir", "stowage-bench", "directory under the share that holds the bench's volumes")
-	flag.StringVar(&o.exportDir, "export-dir", "", "nfs-cleanup: the local directory behind the share")
+	flag.StringVar(&o.exportDir, "export-dir", "", "the local directory behind the share: nfs-cleanup lists it, the bulk rows' deletion phase watches volume directories leave it")
+	flag.BoolVar(&o.noDelete, "no-delete", false, "bulk rows: skip the deletion phase")
 	flag.DurationVar(&o.timeout, "timeout", 20*time.Minute, "give up after this long")
 	klog.InitFlags(nil)
 	flag.Parse()
@@ -103,6 +124,18 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bulk:", err)
 		os.Exit(1)
 	}
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func run(o options) error {
@@ -147,6 +180,7 @@ func run(o options) error {
 		return err
 	}
 	res.Mode, res.N, res.Setting, res.Date = o.mode, o.n, o.setting, time.Now().UTC().Format(time.RFC3339)
+	res.LoadAvgEnd = loadAvg()
 	data, err := json.MarshalIndent(res, "", " ")
 	if err != nil {
 		return err

@@ -64,7 +64,7 @@ func main() {
 	dir := flag.String("dir", "docs/bench", "results directory")
 	flag.Parse()
 	var md strings.Builder
-	steps := []func(string, *strings.Builder) error{csiTable, bulkPart, peerTable, seqTable, scrubPart, memoryTable, podsPart}
+	steps := []func(string, *strings.Builder) error{csiTable, bulkPart, peerTable, deleteTable, tenThousandTable, seqTable, scrubPart, memoryTable, podsPart}
 	for _, f := range steps {
 		if err := f(*dir, &md); err != nil {
 			fmt.Fprintln(os.Stderr, "plot:", err)
