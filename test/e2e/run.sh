@@ -3,7 +3,7 @@
 #   1. test/cluster/bring-up.sh --binaries all --install: Debian packages, every cached binary
 #      (e2e.test and agnhost too), the cluster with its NFS share, the images and Stowage from
 #      charts/stowage with test/e2e/values-cluster.yaml
-#   2. go test ./test/e2e/... (extra arguments go to go test, e.g. -run TestExample)
+#   2. go test ./test/e2e/ (extra arguments go to go test, e.g. -run TestExample)
 #   3. Kubernetes' External Storage suite (test/e2e/storage/run.sh)
 # and always tears the cluster down at the end (test/cluster/down.sh), unless KEEP_CLUSTER=1.
 # Env: KEEP_CLUSTER=1 keep the cluster (and Stowage) running afterwards; SKIP_STORAGE_SUITE=1 skip 3;
